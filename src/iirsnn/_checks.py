@@ -1,0 +1,89 @@
+"""Input checks shared by the functional core and the modules.
+
+Every check raises with a message that names the argument and what was expected, so that bad
+input never turns into silently wrong numbers. The NaN/Inf check is on by default and costs one
+reduction over the tensor (a sum, then an exact ``isfinite`` only when the sum is not finite);
+``iirsnn.config.check_finite = False`` turns it off for the last few percent of speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from iirsnn import config
+
+
+def float_tensor(x: object, name: str) -> torch.Tensor:
+    """Return ``x`` if it is a floating-point tensor, else raise TypeError naming ``name``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must have a floating-point dtype, got {x.dtype}; convert it first, e.g. {name}.float()"
+        )
+    return x
+
+
+def time_major(x: object, name: str, min_dim: int = 3, layout: str = "[T, B, ...]") -> torch.Tensor:
+    """Check a time-major floating tensor of at least ``min_dim`` dimensions."""
+    x = float_tensor(x, name)
+    if x.dim() < min_dim:
+        raise ValueError(
+            f"{name} must be time-major {layout} with at least {min_dim} dimensions, got shape "
+            f"{list(x.shape)}; a single step [B, ...] needs a leading time axis: {name}.unsqueeze(0)"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has no time steps (shape {list(x.shape)})")
+    return x
+
+
+def finite(x: torch.Tensor, name: str) -> None:
+    """Raise if ``x`` holds NaN or Inf (skipped when ``iirsnn.config.check_finite`` is False)."""
+    if not config.check_finite or x.numel() == 0:
+        return
+    if torch.isfinite(x.sum()) or bool(torch.isfinite(x).all()):
+        return
+    n_nan = int(torch.isnan(x).sum())
+    n_inf = int(torch.isinf(x).sum())
+    raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (shape {list(x.shape)})")
+
+
+def positive(value: float | torch.Tensor, name: str) -> None:
+    """Raise unless every element of ``value`` is > 0."""
+    v = torch.as_tensor(value)
+    if not bool((v > 0).all()):
+        raise ValueError(f"{name} must be > 0, got {value if v.numel() == 1 else v.min().item()}")
+
+
+def in_unit_interval(value: float | torch.Tensor, name: str) -> None:
+    """Raise unless every element of ``value`` lies in [0, 1]."""
+    v = torch.as_tensor(value).detach()
+    if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    if not bool(((v >= 0) & (v <= 1)).all()):
+        bad = v[(v < 0) | (v > 1)].flatten()[0].item()
+        raise ValueError(f"{name} must lie in [0, 1] (a decay per time step), got {bad}")
+
+
+def broadcastable_to(value: torch.Tensor, shape: Sequence[int], name: str, target: str) -> None:
+    """Raise unless ``value`` broadcasts to ``shape`` without growing it."""
+    try:
+        out = torch.broadcast_shapes(tuple(value.shape), tuple(shape))
+    except RuntimeError:
+        out = None
+    if out != tuple(shape):
+        raise ValueError(
+            f"{name} of shape {list(value.shape)} does not broadcast to {target} {list(shape)}; "
+            f"use a scalar or a tensor shaped like (a broadcastable prefix-padded part of) {list(shape)}"
+        )
+
+
+def state_shape(state: torch.Tensor, expected: Sequence[int], name: str) -> None:
+    """Raise if a carried state does not have the expected shape (often a batch-first mix-up)."""
+    if tuple(state.shape) != tuple(expected):
+        raise ValueError(
+            f"{name} has shape {list(state.shape)}, expected {list(expected)}; states are [B, ...] "
+            "(or [P, B, ...] for filter histories) and inputs time-major [T, B, ...]"
+        )

@@ -1,0 +1,13 @@
+"""Process-wide settings.
+
+check_finite
+    Check inputs of the filter and neuron scans for NaN/Inf (default True). The check is one sum
+    over the tensor; a non-finite input would otherwise silently stop a neuron from spiking.
+backend
+    Default backend of the scans: ``"auto"`` picks the fastest available one for the tensor's
+    device; ``"torch"`` (portable, hand-written backward) and ``"reference"`` (plain autograd
+    through a step-by-step loop, the ground truth of the tests) can be forced.
+"""
+
+check_finite: bool = True
+backend: str = "auto"
