@@ -84,8 +84,10 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
 def impulse_response(alpha: torch.Tensor, beta: torch.Tensor, length: int) -> torch.Tensor:
     """Kernel k[0..length-1] of a shared filter (alpha [P], beta [Q+1]): its response to a unit impulse.
 
-    Returns a tensor [length] of alpha's dtype.
+    Returns a tensor [length] of alpha's dtype (float64 for lists).
     """
+    alpha = torch.as_tensor(alpha, dtype=alpha.dtype if isinstance(alpha, torch.Tensor) else torch.float64)
+    beta = torch.as_tensor(beta, dtype=alpha.dtype)
     impulse = torch.zeros(length, 1, 1, dtype=alpha.dtype)
     impulse[0] = 1.0
     with torch.no_grad():

@@ -60,9 +60,8 @@ class SynapseFilterFunction(torch.autograd.Function):
         alpha, beta, fbuf, xbuf = ctx.saved_tensors
         P, Q, T = ctx.shapes
         gfull = torch.zeros((P + T, *gF.shape[1:]), dtype=gF.dtype, device=gF.device)
-        if gF is not None:
-            gfull[P:] += gF
-        if g_f_last is not None and P:
+        gfull[P:] = gF
+        if P:
             gfull[T:] += g_f_last
         G = gfull[P:]
         _feedback_backward(G, alpha, P)
@@ -89,7 +88,7 @@ class SynapseFilterFunction(torch.autograd.Function):
             gxbuf = Gp[:Q + T] * beta[0]
             for q in range(1, Q + 1):
                 gxbuf.addcmul_(beta[q], Gp[q:q + Q + T])
-            if g_x_last is not None and Q:
+            if Q:
                 gxbuf[T:] += g_x_last
             g_x, g_xh = gxbuf[Q:], gxbuf[:Q]
         return g_x, g_alpha, g_beta, g_fh, g_xh
