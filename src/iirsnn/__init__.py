@@ -1,7 +1,11 @@
-"""iirsnn: deep spiking neural networks as networks of IIR filters (Fang et al., IJCAI 2020)."""
+"""iirsnn: deep spiking neural networks as networks of IIR filters (Fang et al., IJCAI 2020).
 
-from iirsnn import config, functional
+Subpackages: :mod:`iirsnn.functional` (pure tensor functions), :mod:`iirsnn.nn` (modules),
+:mod:`iirsnn.models` (networks from the paper's notation), :mod:`iirsnn.kernels` (scan backends).
+"""
+
+from iirsnn import config, functional, kernels, models, nn
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "config", "functional"]
+__all__ = ["__version__", "config", "functional", "kernels", "models", "nn"]
