@@ -75,6 +75,8 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
         f_hist, x_hist = state
         _checks.state_shape(f_hist, (P, *x.shape[1:]), "state.outputs")
         _checks.state_shape(x_hist, (Q, *x.shape[1:]), "state.inputs")
+        _checks.finite(f_hist, "state.outputs")
+        _checks.finite(x_hist, "state.inputs")
         f_hist, x_hist = f_hist.to(x.dtype), x_hist.to(x.dtype)
     impl = kernels.synapse_filter_impl(backend, x.device)
     F, f_last, x_last = impl(x, a, b, f_hist, x_hist)
@@ -86,6 +88,8 @@ def impulse_response(alpha: torch.Tensor, beta: torch.Tensor, length: int) -> to
 
     Returns a tensor [length] of alpha's dtype (float64 for lists).
     """
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
     alpha = torch.as_tensor(alpha, dtype=alpha.dtype if isinstance(alpha, torch.Tensor) else torch.float64)
     beta = torch.as_tensor(beta, dtype=alpha.dtype)
     impulse = torch.zeros(length, 1, 1, dtype=alpha.dtype)

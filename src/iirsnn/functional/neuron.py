@@ -79,6 +79,8 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
         raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
     threshold = float(threshold)
     _checks.positive(threshold, "threshold")
+    if not threshold < torch.finfo(current.dtype).max:
+        raise ValueError(f"threshold must be finite and representable in {current.dtype}, got {threshold}")
     surrogate = get_surrogate(surrogate)
     lam = _decay(leak, "leak", current)
     theta = _decay(reset_decay, "reset_decay", current)
@@ -92,6 +94,8 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
         v0, s0 = state
         _checks.state_shape(v0, current.shape[1:], "state.v")
         _checks.state_shape(s0, current.shape[1:], "state.s")
+        _checks.finite(v0, "state.v")
+        _checks.finite(s0, "state.s")
         v0, s0 = v0.to(current.dtype), s0.to(current.dtype)
     impl = kernels.neuron_scan_impl(backend, current.device)
     spikes, V, v_last, s_last = impl(current, lam, theta, threshold, surrogate, reset, detach_reset, v0, s0)

@@ -14,7 +14,8 @@ preset                         alpha                beta[L]              kernel 
 ``delay(d)``                   ()                   beta[d] = 1          delta[s - d]
 =============================  ===================  ===================  =======================
 
-With L = 1 the dual exponential kernel is the paper's eq. 4c, k[s] = a^s - b^s. The paper prints
+With L = 1 the dual exponential kernel is the paper's eq. 4c, k[s] = a^s - b^s (negative when
+tau_m < tau_s: the formula is kept as written; ``normalize=True`` makes it positive). The paper prints
 alpha_2 = -exp((tau_m + tau_s) / (tau_m tau_s)); the sign of the exponent is a typo, alpha_2 = -a b.
 ``normalize=True`` scales beta so that the kernel peaks at 1.
 """
@@ -58,12 +59,16 @@ def _make(alpha: list[float], beta: list[float], dtype: torch.dtype | None) -> C
 
 
 def _normalized(alpha: list[float], beta: list[float], longest_tau: float) -> list[float]:
-    """Scale beta so that the impulse response peaks at 1 (the peak lies within 10 time constants)."""
+    """Scale beta so that the kernel's largest-magnitude value is +1 (it lies within 10 time constants).
+
+    A kernel that is negative (dual_exp with tau_m < tau_s) thereby becomes positive.
+    """
     from iirsnn.functional.filter import impulse_response
 
     length = len(beta) + int(10 * longest_tau) + 2
-    peak = impulse_response(torch.tensor(alpha, dtype=torch.float64), torch.tensor(beta, dtype=torch.float64),
-                            length).abs().max().item()
+    kernel = impulse_response(torch.tensor(alpha, dtype=torch.float64), torch.tensor(beta, dtype=torch.float64),
+                              length)
+    peak = kernel[kernel.abs().argmax()].item()
     return [bq / peak for bq in beta]
 
 
