@@ -17,11 +17,15 @@ from torch.nn import functional as tnf
 import reference_model as rm
 from iirsnn.functional import NeuronState, Surrogate, neuron_scan, synapse_filter
 from iirsnn.functional.surrogates import triangle
+from iirsnn.kernels import cpu as cpu_kernels
 
 F64 = torch.float64
 T, B = 12, 2
 GRAD_RTOL = 1e-9
-BACKENDS = ("torch", "reference")
+_needs_cpu = pytest.mark.skipif(not cpu_kernels.available(), reason="compiled CPU kernels unavailable")
+#: backends with a hand-written backward (the reference backend is autograd through the plain loop)
+MANUAL = ("torch", pytest.param("cpu", marks=_needs_cpu))
+BACKENDS = (*MANUAL, "reference")
 NAMES = ("x", "alpha", "beta", "weight", "bias", "leak", "reset_decay")
 
 
@@ -235,11 +239,12 @@ def test_two_layers_match_model(reset, detach_reset, backend):
 # ------------------------------------------------------------------------------------------- gradcheck
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("steps", [5, 2], ids=["T5", "T2"])
 @pytest.mark.parametrize("per_channel", [False, True], ids=["shared", "per_channel"])
 @pytest.mark.parametrize("Q", [0, 1, 3])
 @pytest.mark.parametrize("P", [0, 1, 2, 3])
-def test_gradcheck_synapse_filter(P, Q, per_channel, steps):
+def test_gradcheck_synapse_filter(P, Q, per_channel, steps, backend):
     """Gradients of x, alpha, beta and the carried history, through F and the returned state."""
     g = torch.Generator().manual_seed(10 * P + Q)
     C = 3
@@ -256,7 +261,7 @@ def test_gradcheck_synapse_filter(P, Q, per_channel, steps):
     def fn(*args):
         it = iter(args)
         a = [next(it) if t.numel() else t for t in (x, alpha, beta, f_hist, x_hist)]
-        F, st = synapse_filter(a[0], a[1], a[2], (a[3], a[4]), return_state=True, backend="torch")
+        F, st = synapse_filter(a[0], a[1], a[2], (a[3], a[4]), return_state=True, backend=backend)
         return tuple(o for o in (F, st.outputs, st.inputs) if o.numel())
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-7)
@@ -279,8 +284,9 @@ def _neuron_inputs(reset: str, seed: int, margin: float):
     raise AssertionError("no usable neuron case")
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("reset", ["filter", "hard"])
-def test_gradcheck_neuron_scan_detached(reset):
+def test_gradcheck_neuron_scan_detached(reset, backend):
     """With detach_reset the spikes feed V only through cut paths, so V and the state are smooth in every input."""
     current, leak, theta, v0, s0 = _neuron_inputs(reset, 0, margin=1e-3)
     # hard reset with detach_reset: s0 enters only through the detached factor (1 - O[t-1]), no gradient
@@ -289,7 +295,7 @@ def test_gradcheck_neuron_scan_detached(reset):
     def fn(current, leak, theta, v0, *s0_arg):
         state = NeuronState(v0, s0_arg[0] if use_s0 else s0)
         _, V, st = neuron_scan(current, leak, theta, reset=reset, detach_reset=True, state=state,
-                               return_voltage=True, return_state=True, backend="torch")
+                               return_voltage=True, return_state=True, backend=backend)
         # hard reset: st.s is the last spike O[T-1], whose (surrogate) gradient is not a true derivative
         return (V, st.v, st.s) if reset == "filter" else (V, st.v)
 
@@ -297,9 +303,10 @@ def test_gradcheck_neuron_scan_detached(reset):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-7)
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("detach_reset", [False, True], ids=["reset_grad", "detach_reset"])
 @pytest.mark.parametrize("reset", ["filter", "hard"])
-def test_gradcheck_neuron_scan_all_outputs(reset, detach_reset):
+def test_gradcheck_neuron_scan_all_outputs(reset, detach_reset, backend):
     """A narrow triangle surrogate that is zero at every V makes the surrogate gradient the true derivative."""
     width = 1e-3
     current, leak, theta, v0, s0 = _neuron_inputs(reset, 500, margin=2 * width)
@@ -307,7 +314,7 @@ def test_gradcheck_neuron_scan_all_outputs(reset, detach_reset):
 
     def fn(current, leak, theta, v0, s0):
         O, V, st = neuron_scan(current, leak, theta, 1.0, sur, reset, detach_reset, NeuronState(v0, s0),
-                               return_voltage=True, return_state=True, backend="torch")
+                               return_voltage=True, return_state=True, backend=backend)
         return O, V, st.v, st.s
 
     inputs = [t.clone().requires_grad_(True) for t in (current, leak, theta, v0, s0)]
@@ -316,23 +323,24 @@ def test_gradcheck_neuron_scan_all_outputs(reset, detach_reset):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-7)
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("detach_reset", [False, True], ids=["reset_grad", "detach_reset"])
 @pytest.mark.parametrize("reset", ["filter", "hard"])
-def test_neuron_state_gradients_match_reference_backend(reset, detach_reset):
+def test_neuron_state_gradients_match_reference_backend(reset, detach_reset, backend):
     """The surrogate gradients of the carried state (v0, s0) and of the returned state agree between backends."""
     current, leak, theta, v0, s0 = _neuron_inputs(reset, 900, margin=1e-6)
     g = torch.Generator().manual_seed(7)
     w = [torch.randn(current.shape, generator=g, dtype=F64) for _ in range(2)]
     w += [torch.randn(v0.shape, generator=g, dtype=F64) for _ in range(2)]
     out = {}
-    for backend in BACKENDS:
+    for name in (backend, "reference"):
         p = [t.clone().requires_grad_(True) for t in (current, leak, theta, v0, s0)]
         O, V, st = neuron_scan(p[0], p[1], p[2], reset=reset, detach_reset=detach_reset, state=NeuronState(p[3], p[4]),
-                               return_voltage=True, return_state=True, backend=backend)
+                               return_voltage=True, return_state=True, backend=name)
         loss = (O * w[0]).sum() + (V * w[1]).sum() + (st.v * w[2]).sum() + (st.s * w[3]).sum()
-        out[backend] = torch.autograd.grad(loss, p, allow_unused=True)
+        out[name] = torch.autograd.grad(loss, p, allow_unused=True)
     assert out["reference"][3].abs().max() > 0 and out["reference"][0].abs().max() > 0
-    for name, got, ref in zip(("current", "leak", "reset_decay", "v0", "s0"), out["torch"], out["reference"],
+    for name, got, ref in zip(("current", "leak", "reset_decay", "v0", "s0"), out[backend], out["reference"],
                               strict=True):
         assert_grad_close(got, ref, name)
 
@@ -434,15 +442,16 @@ def assert_spike_flips_explained(O32, O64, V64, threshold=1.0, tol=1e-4) -> int:
     return int(flipped.sum())
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("reset", ["filter", "hard"])
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 @pytest.mark.parametrize(("P", "Q"), [(0, 0), (2, 1), (3, 3)])
-def test_fp32_agrees_with_float64(P, Q, kind, reset):
+def test_fp32_agrees_with_float64(P, Q, kind, reset, backend):
     case = find_case(kind, P, Q, True, reset, margin=1e-4)
     p64 = leaves(case)
     p32 = {k: v.detach().float().requires_grad_(True) for k, v in case.items()}
-    O64, V64 = library_layer(p64, kind, reset, False, "torch")
-    O32, V32 = library_layer(p32, kind, reset, False, "torch")
+    O64, V64 = library_layer(p64, kind, reset, False, "reference")
+    O32, V32 = library_layer(p32, kind, reset, False, backend)
     assert O32.dtype == torch.float32 and V32.dtype == torch.float32
     assert_nonvacuous(O64, V64, margin=1e-4)
     assert assert_spike_flips_explained(O32, O64, V64) == 0  # no V within 1e-4 here: no flip allowed
@@ -457,8 +466,9 @@ def test_fp32_agrees_with_float64(P, Q, kind, reset):
         assert_grad_close(g32[name], g64[name], name, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", MANUAL)
 @pytest.mark.parametrize("reset", ["filter", "hard"])
-def test_fp32_spike_flips_only_near_threshold(reset):
+def test_fp32_spike_flips_only_near_threshold(reset, backend):
     """Over long random runs fp32 and float64 spikes part only where float64 V is within 1e-4 of V_th.
 
     One neuron is driven to V = 1 + 1e-9, which rounds to 1.0 in fp32 (no spike, as the spike needs
@@ -467,8 +477,8 @@ def test_fp32_spike_flips_only_near_threshold(reset):
     g = torch.Generator().manual_seed(3)
     current = torch.rand(200, 4, 8, generator=g, dtype=F64) * 0.8
     current[0, 0, 0] = 1.0 + 1e-9
-    O64, V64 = neuron_scan(current, 0.8, 0.6, reset=reset, return_voltage=True, backend="torch")
-    O32, _ = neuron_scan(current.float(), 0.8, 0.6, reset=reset, return_voltage=True, backend="torch")
+    O64, V64 = neuron_scan(current, 0.8, 0.6, reset=reset, return_voltage=True, backend="reference")
+    O32, _ = neuron_scan(current.float(), 0.8, 0.6, reset=reset, return_voltage=True, backend=backend)
     assert O64[0, 0, 0] == 1 and O32[0, 0, 0] == 0
     assert 0.05 <= O64.mean().item() <= 0.6
     assert assert_spike_flips_explained(O32, O64, V64) >= 1

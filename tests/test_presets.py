@@ -137,7 +137,7 @@ def test_synapse_filter_impulses_per_channel():
 # ------------------------------------------------------------------------ LCCD form = convolution (eq. 3)
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "cpu", "reference"])
 @pytest.mark.parametrize(
     ("name", "kwargs", "make"),
     [

@@ -183,7 +183,7 @@ def test_valid_edge_values_are_accepted():
 # --------------------------------------------------------------------- gaps found while writing these tests
 
 
-@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize("backend", ["torch", "cpu", "reference"])
 def test_neuron_scan_rejects_infinite_threshold(backend):
     with pytest.raises(ValueError, match="threshold"):
         neuron_scan(x_(), 0.9, 0.5, threshold=INF, backend=backend)

@@ -78,7 +78,7 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
         _checks.finite(f_hist, "state.outputs")
         _checks.finite(x_hist, "state.inputs")
         f_hist, x_hist = f_hist.to(x.dtype), x_hist.to(x.dtype)
-    impl = kernels.synapse_filter_impl(backend, x.device)
+    impl = kernels.synapse_filter_impl(backend, x)
     F, f_last, x_last = impl(x, a, b, f_hist, x_hist)
     return (F, FilterState(f_last, x_last)) if return_state else F
 

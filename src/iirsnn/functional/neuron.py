@@ -97,7 +97,7 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
         _checks.finite(v0, "state.v")
         _checks.finite(s0, "state.s")
         v0, s0 = v0.to(current.dtype), s0.to(current.dtype)
-    impl = kernels.neuron_scan_impl(backend, current.device)
+    impl = kernels.neuron_scan_impl(backend, current)
     spikes, V, v_last, s_last = impl(current, lam, theta, threshold, surrogate, reset, detach_reset, v0, s0)
     if not (return_voltage or return_state):
         return spikes

@@ -3,39 +3,57 @@
 ==============  ====================================================================
 ``reference``   plain step-by-step equations differentiated by autograd (ground truth)
 ``torch``       portable torch code with the hand-written backward of DESIGN.md sec. 2
+``cpu``         the same backward as fused scans in compiled C (float32/float64 CPU tensors)
 ==============  ====================================================================
 
 ``"auto"`` (the default, see ``iirsnn.config.backend``) picks the fastest backend available for
-the tensor's device; every backend is tested against ``reference`` in float64.
+the tensor: ``cpu`` for float32/float64 CPU tensors when its kernels compile, else ``torch``. Every
+backend is tested against ``reference`` in float64.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from iirsnn import config
-from iirsnn.kernels import reference, torch_filter, torch_neuron
+from iirsnn.kernels import cpu, reference, torch_filter, torch_neuron
+from iirsnn.kernels.cpu import scans as cpu_scans
 
-_FILTERS = {"reference": reference.synapse_filter, "torch": torch_filter.synapse_filter}
-_NEURONS = {"reference": reference.neuron_scan, "torch": torch_neuron.neuron_scan}
+_FILTERS = {"reference": reference.synapse_filter, "torch": torch_filter.synapse_filter,
+            "cpu": cpu_scans.synapse_filter}
+_NEURONS = {"reference": reference.neuron_scan, "torch": torch_neuron.neuron_scan, "cpu": cpu_scans.neuron_scan}
 BACKENDS = ("auto", *_FILTERS)
+_warned: set[str] = set()
 
 
-def _resolve(backend: str | None, device: torch.device) -> str:
+def resolve(backend: str | None, tensor: torch.Tensor) -> str:
+    """The concrete backend that runs ``tensor`` when ``backend`` (None: ``config.backend``) is asked for."""
     name = backend or config.backend
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
-    return "torch" if name == "auto" else name
+    if name == "cpu" and not cpu.available():
+        raise RuntimeError(f"the compiled cpu backend is unavailable: {cpu.unavailable_reason()}")
+    if name in ("auto", "cpu"):
+        if cpu_scans.supports(tensor) and cpu.available():
+            return "cpu"
+        if name == "auto" and tensor.device.type == "cpu" and "cpu" not in _warned and not cpu.available():
+            _warned.add("cpu")
+            warnings.warn(f"iirsnn: compiled CPU kernels unavailable, using the slower torch backend "
+                          f"({cpu.unavailable_reason()})", RuntimeWarning, stacklevel=3)
+        return "torch"
+    return name
 
 
-def synapse_filter_impl(backend: str | None, device: torch.device):
-    """The synapse-filter function of ``backend`` (None: ``iirsnn.config.backend``)."""
-    return _FILTERS[_resolve(backend, device)]
+def synapse_filter_impl(backend: str | None, tensor: torch.Tensor):
+    """The synapse-filter function of ``backend`` for ``tensor`` (None: ``iirsnn.config.backend``)."""
+    return _FILTERS[resolve(backend, tensor)]
 
 
-def neuron_scan_impl(backend: str | None, device: torch.device):
-    """The neuron-scan function of ``backend`` (None: ``iirsnn.config.backend``)."""
-    return _NEURONS[_resolve(backend, device)]
+def neuron_scan_impl(backend: str | None, tensor: torch.Tensor):
+    """The neuron-scan function of ``backend`` for ``tensor`` (None: ``iirsnn.config.backend``)."""
+    return _NEURONS[resolve(backend, tensor)]
 
 
-__all__ = ["BACKENDS", "neuron_scan_impl", "synapse_filter_impl"]
+__all__ = ["BACKENDS", "neuron_scan_impl", "resolve", "synapse_filter_impl"]

@@ -1,0 +1,176 @@
+"""The ``cpu`` backend of the two scans: autograd functions over the compiled C kernels.
+
+Same contracts as :mod:`iirsnn.kernels.reference`; float32 and float64 CPU tensors (other dtypes
+fall back to the torch backend in :mod:`iirsnn.kernels`). Sequences are viewed as [T, L] with
+L = B * prod(features) independent lanes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from iirsnn.functional.surrogates import Surrogate
+from iirsnn.kernels._util import sum_to_shape
+from iirsnn.kernels.cpu import library
+
+SURROGATE_CODES = {"gaussian": 0, "fast_sigmoid": 1, "sigmoid": 2, "arctan": 3, "triangle": 4}
+DTYPES = {torch.float32: "_f32", torch.float64: "_f64"}
+
+
+def supports(t: torch.Tensor) -> bool:
+    """Whether the compiled kernels take this tensor (CPU, float32 or float64)."""
+    return t.device.type == "cpu" and t.dtype in DTYPES
+
+
+def kernel(name: str, dtype: torch.dtype):
+    return getattr(library(), name + DTYPES[dtype])
+
+
+def ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def threads() -> int:
+    return torch.get_num_threads()
+
+
+def lane_params(params: torch.Tensor, lanes: torch.Size) -> tuple[torch.Tensor, int]:
+    """Per-lane values of ``params`` [K, *bshape] (bshape broadcasting to ``lanes`` = [B, *features]).
+
+    Returns (a contiguous [K, period] tensor, period): lane l uses column l % period; period is 1
+    (shared), prod(features) (per feature, the same for every sample) or L (varies over the batch).
+    """
+    K, bshape = params.shape[0], params.shape[1:]
+    if K == 0 or all(n == 1 for n in bshape):
+        return params.reshape(K, 1).contiguous(), 1
+    if len(bshape) == len(lanes) and bshape[0] != 1:
+        full = torch.broadcast_to(params, (K, *lanes))
+    else:
+        trailing = bshape[1:] if len(bshape) == len(lanes) else bshape
+        full = torch.broadcast_to(params.reshape(K, *trailing), (K, *lanes[1:]))
+    return full.reshape(K, -1).contiguous(), full[0].numel()
+
+
+class CpuNeuronScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, leak, reset_decay, v0, s0, threshold: float, surrogate: Surrogate, reset: str,
+                detach_reset: bool):
+        ctx.set_materialize_grads(False)
+        cur = current.contiguous()
+        T, lanes = cur.shape[0], cur.shape[1:]
+        L = lanes.numel()
+        lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
+        theta, theta_period = lane_params(reset_decay.unsqueeze(0), lanes)
+        v0c, s0c = v0.contiguous(), s0.contiguous()
+        V, O = torch.empty_like(cur), torch.empty_like(cur)
+        v_last, s_last = torch.empty_like(v0c), torch.empty_like(s0c)
+        kernel("neuron_forward", cur.dtype)(ptr(cur), ptr(V), ptr(O), ptr(v0c), ptr(s0c), ptr(v_last), ptr(s_last),
+                                            ptr(lam), lam_period, ptr(theta), theta_period, threshold,
+                                            int(reset == "hard"), T, L, threads())
+        ctx.save_for_backward(V, leak, reset_decay, v0c, s0c, lam, theta)
+        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
+        return O, V, v_last, s_last
+
+    @staticmethod
+    def backward(ctx, gO, gVout, g_vlast, g_slast):
+        V, leak, reset_decay, v0, s0, lam, theta = ctx.saved_tensors
+        threshold, surrogate, reset, detach_reset, lam_period, theta_period = ctx.options
+        T, lanes = V.shape[0], V.shape[1:]
+        L = lanes.numel()
+        gO = torch.zeros_like(V) if gO is None else gO.contiguous()
+        gVout = None if gVout is None else gVout.contiguous()
+        g_vlast = torch.zeros_like(v0) if g_vlast is None else g_vlast.contiguous()
+        g_slast = torch.zeros_like(s0) if g_slast is None else g_slast.contiguous()
+        hard = reset == "hard"
+        need_theta = ctx.needs_input_grad[2] and not hard
+        S_prev = acc_theta = None
+        if need_theta:
+            S_prev = torch.empty_like(V)
+            kernel("reset_trace", V.dtype)(ptr(V), ptr(s0), ptr(theta), theta_period, threshold, ptr(S_prev), T, L,
+                                           threads())
+            acc_theta = torch.empty_like(v0)
+        gI, g_v0, g_s0, acc_leak = torch.empty_like(V), torch.empty_like(v0), torch.empty_like(s0), torch.empty_like(v0)
+        kernel("neuron_backward", V.dtype)(
+            ptr(gO), ptr(gVout), ptr(g_vlast), ptr(g_slast), ptr(V), ptr(v0), ptr(s0), ptr(lam), lam_period,
+            ptr(theta), theta_period, threshold, int(hard), int(detach_reset), SURROGATE_CODES[surrogate.kind],
+            float(surrogate.param), ptr(S_prev), ptr(gI), ptr(g_v0), ptr(g_s0), ptr(acc_leak), ptr(acc_theta),
+            T, L, threads())
+        g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[1] else None
+        g_theta = None
+        if ctx.needs_input_grad[2]:
+            g_theta = sum_to_shape(acc_theta, reset_decay.shape) if need_theta else torch.zeros_like(reset_decay)
+        return gI, g_leak, g_theta, g_v0, g_s0, None, None, None, None
+
+
+def neuron_scan(current, leak, reset_decay, threshold, surrogate, reset, detach_reset, v0, s0):
+    """Same contract as ``iirsnn.kernels.reference.neuron_scan``, in compiled C."""
+    return CpuNeuronScan.apply(current, leak, reset_decay, v0, s0, threshold, surrogate, reset, detach_reset)
+
+
+class CpuSynapseFilter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha, beta, f_hist, x_hist):
+        ctx.set_materialize_grads(False)
+        xc, fh, xh = x.contiguous(), f_hist.contiguous(), x_hist.contiguous()
+        P, Q, T, lanes = alpha.shape[0], beta.shape[0] - 1, xc.shape[0], xc.shape[1:]
+        L = lanes.numel()
+        a, b, period = _coefficients(alpha, beta, lanes)
+        F = torch.empty_like(xc)
+        kernel("filter_forward", xc.dtype)(ptr(xc), ptr(xh), ptr(fh), ptr(a), ptr(b), period, ptr(F), P, Q, T, L,
+                                           threads())
+        ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
+        ctx.sizes = (P, Q, period)
+        f_last = torch.cat([fh, F])[T:].clone() if P else fh.clone()
+        x_last = torch.cat([xh, xc])[T:].clone() if Q else xh.clone()
+        return F, f_last, x_last
+
+    @staticmethod
+    def backward(ctx, gF, g_f_last, g_x_last):
+        x, xh, F, fh, a, b, alpha, beta = ctx.saved_tensors
+        P, Q, period = ctx.sizes
+        T, lanes = x.shape[0], x.shape[1:]
+        L = lanes.numel()
+        gF = torch.zeros_like(x) if gF is None else gF.clone(memory_format=torch.contiguous_format)
+        g_fh_direct = torch.zeros_like(fh)
+        if g_f_last is not None and P:  # f_last[k] is F[T - P + k], or a history entry when T < P
+            for k in range(P):
+                (gF[T - P + k] if T - P + k >= 0 else g_fh_direct[T + k]).add_(g_f_last[k])
+        need_x, need_a, need_b, need_fh, need_xh = (ctx.needs_input_grad[i] for i in (0, 1, 2, 3, 4))
+        G = torch.empty_like(x)
+        gx = torch.empty_like(x) if need_x or (need_xh and g_x_last is not None) else None
+        g_xh = torch.empty_like(xh) if need_xh or need_x else None
+        g_fh = torch.empty_like(fh) if need_fh else None
+        acc_a = x.new_empty((P, L)) if need_a and P else None
+        acc_b = x.new_empty((Q + 1, L)) if need_b else None
+        kernel("filter_backward", x.dtype)(
+            ptr(gF), ptr(x), ptr(xh), ptr(F), ptr(fh), ptr(a), ptr(b), period, ptr(G), ptr(gx), ptr(g_xh),
+            ptr(g_fh), ptr(acc_a), ptr(acc_b), P, Q, T, L, threads())
+        if g_x_last is not None and Q:  # x_last[k] is x[T - Q + k], or a history entry when T < Q
+            for k in range(Q):
+                if T - Q + k >= 0:
+                    gx[T - Q + k] += g_x_last[k]
+                else:
+                    g_xh[T + k] += g_x_last[k]
+        g_alpha = g_beta = None
+        if need_a:
+            g_alpha = sum_to_shape(acc_a.view(P, *lanes), alpha.shape) if P else torch.zeros_like(alpha)
+        if need_b:
+            g_beta = sum_to_shape(acc_b.view(Q + 1, *lanes), beta.shape)
+        if g_fh is not None:
+            g_fh += g_fh_direct
+        return gx if need_x else None, g_alpha, g_beta, g_fh, g_xh if need_xh else None
+
+
+def _coefficients(alpha: torch.Tensor, beta: torch.Tensor, lanes: torch.Size):
+    """Per-lane alpha [P, period] and beta [Q+1, period] with one common period."""
+    a, pa = lane_params(alpha, lanes)
+    b, pb = lane_params(beta, lanes)
+    period = max(pa, pb)  # periods are 1, N or L = B N, each dividing the next: tiling spreads the shorter
+    return a.repeat(1, period // pa), b.repeat(1, period // pb), period
+
+
+def synapse_filter(x, alpha, beta, f_hist, x_hist):
+    """Same contract as ``iirsnn.kernels.reference.synapse_filter``, in compiled C."""
+    return CpuSynapseFilter.apply(x, alpha, beta, f_hist, x_hist)

@@ -1,0 +1,308 @@
+/* Fused scans of iirsnn for one scalar type. Included by scans.c with SCALAR and FN defined.
+ *
+ * Layout: every sequence is [T, L] (time-major, L = B * prod(features) lanes, contiguous).
+ * Lanes are independent: threads take blocks of CHUNK lanes and run the whole time loop on them,
+ * with the recurrent state in a small local array (registers / L1) and the inner loop over lanes
+ * vectorised. Per-lane parameters (decays, coefficients) are arrays of `period` values indexed by
+ * lane % period (period 1: shared; period N: per feature, repeated over the batch).
+ */
+
+/* eps[i] = surrogate derivative at V[i] - th, for n lanes (vectorised; libmvec provides exp). */
+static inline void FN(surrogate_row)(int kind, SCALAR p, SCALAR th, const SCALAR *restrict V,
+                                     SCALAR *restrict eps, int64_t n) {
+    switch (kind) {
+    case SURR_GAUSSIAN: {
+        const SCALAR k = (SCALAR)-0.5 / (p * p), c = (SCALAR)(1.0 / (2.5066282746310002 * (double)p));
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) { SCALAR x = V[i] - th; eps[i] = c * EXP(k * x * x); }
+        break;
+    }
+    case SURR_FAST_SIGMOID:
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR x = V[i] - th, d = p * (x < 0 ? -x : x) + (SCALAR)1;
+            eps[i] = (SCALAR)1 / (d * d);
+        }
+        break;
+    case SURR_SIGMOID:
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR s = (SCALAR)1 / ((SCALAR)1 + EXP(-p * (V[i] - th)));
+            eps[i] = p * s * ((SCALAR)1 - s);
+        }
+        break;
+    case SURR_ARCTAN: {
+        const SCALAR k = (SCALAR)(M_PI / 2.0) * p;
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) { SCALAR z = k * (V[i] - th); eps[i] = (p / (SCALAR)2) / ((SCALAR)1 + z * z); }
+        break;
+    }
+    default:
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR x = V[i] - th, a = (SCALAR)1 - (x < 0 ? -x : x) / p;
+            eps[i] = a > 0 ? a / p : (SCALAR)0;
+        }
+    }
+}
+
+/* V[t] = leak V[t-1] + I[t] - th S[t-1], O[t] = V[t] > th, S[t] = theta S[t-1] + O[t]   (reset filter)
+ * V[t] = leak V[t-1] (1 - O[t-1]) + I[t], O[t] = V[t] > th, S[t] = O[t]                  (hard reset) */
+void FN(neuron_forward)(const SCALAR *I, SCALAR *V, SCALAR *O, const SCALAR *v0, const SCALAR *s0,
+                        SCALAR *v_last, SCALAR *s_last, const SCALAR *leak, int64_t leak_period,
+                        const SCALAR *theta, int64_t theta_period, double threshold, int hard,
+                        int64_t T, int64_t L, int nthreads) {
+    const SCALAR th = (SCALAR)threshold;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK];
+        for (int64_t i = 0; i < n; i++) {
+            v[i] = v0[c0 + i];
+            s[i] = s0[c0 + i];
+            lam[i] = leak[(c0 + i) % leak_period];
+            dec[i] = theta[(c0 + i) % theta_period];
+        }
+        for (int64_t t = 0; t < T; t++) {
+            const SCALAR *It = I + t * L + c0;
+            SCALAR *Vt = V + t * L + c0, *Ot = O + t * L + c0;
+            if (!hard) {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR vv = lam[i] * v[i] + It[i] - th * s[i];
+                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+                    s[i] = dec[i] * s[i] + o;
+                    v[i] = vv;
+                    Vt[i] = vv;
+                    Ot[i] = o;
+                }
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + It[i];
+                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+                    s[i] = o;
+                    v[i] = vv;
+                    Vt[i] = vv;
+                    Ot[i] = o;
+                }
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            v_last[c0 + i] = v[i];
+            s_last[c0 + i] = s[i];
+        }
+    }
+}
+
+/* Adjoint of neuron_forward (DESIGN.md sec. 2). gVout, S_prev, acc_theta may be NULL.
+ * Writes gI [T, L], g_v0 and g_s0 [L], and per-lane partial sums acc_leak [L] = sum_t gV[t] V'[t-1]
+ * and acc_theta [L] = sum_t gS[t] S[t-1] (S_prev [T, L] must then hold S[t-1]). */
+void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_vlast, const SCALAR *g_slast,
+                         const SCALAR *V, const SCALAR *v0, const SCALAR *s0, const SCALAR *leak,
+                         int64_t leak_period, const SCALAR *theta, int64_t theta_period, double threshold,
+                         int hard, int detach, int surr_kind, double surr_param, const SCALAR *S_prev,
+                         SCALAR *gI, SCALAR *g_v0, SCALAR *g_s0, SCALAR *acc_leak, SCALAR *acc_theta,
+                         int64_t T, int64_t L, int nthreads) {
+    const SCALAR th = (SCALAR)threshold, sp = (SCALAR)surr_param;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK], vp[CHUNK];
+        for (int64_t i = 0; i < n; i++) {
+            gvn[i] = 0;
+            gs[i] = g_slast[c0 + i];
+            al[i] = 0;
+            at[i] = 0;
+            lam[i] = leak[(c0 + i) % leak_period];
+            dec[i] = theta[(c0 + i) % theta_period];
+        }
+        for (int64_t t = T - 1; t >= 0; t--) {
+            const int64_t off = t * L + c0;
+            const SCALAR *Vt = V + off, *gOt = gO + off;
+            SCALAR *gIt = gI + off;
+            FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
+            /* the decayed previous potential V'[t-1] that multiplies leak at step t */
+            if (t > 0) {
+                const SCALAR *Vp = Vt - L;
+                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = Vp[i];
+                else for (int64_t i = 0; i < n; i++) vp[i] = Vp[i] > th ? (SCALAR)0 : Vp[i];
+            } else {
+                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = v0[c0 + i];
+                else for (int64_t i = 0; i < n; i++) vp[i] = v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]);
+            }
+            const int last = t == T - 1;
+            if (!hard) {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR gv = eps[i] * gOt[i] + (gVout ? gVout[off + i] : (SCALAR)0);
+                    if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
+                    else gv += g_vlast[c0 + i];
+                    if (!detach) gv += eps[i] * gs[i];
+                    gv += lam[i] * gvn[i];
+                    al[i] += gv * vp[i];
+                    gIt[i] = gv;
+                    gvn[i] = gv;
+                }
+                if (acc_theta)
+                    for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR gv = eps[i] * gOt[i] + (gVout ? gVout[off + i] : (SCALAR)0);
+                    if (last) {
+                        gv += g_vlast[c0 + i] + eps[i] * g_slast[c0 + i];
+                    } else {
+                        const SCALAR nxt = lam[i] * gvn[i];
+                        if (!detach) gv -= eps[i] * nxt * Vt[i];
+                        gv += Vt[i] > th ? (SCALAR)0 : nxt;
+                    }
+                    al[i] += gv * vp[i];
+                    gIt[i] = gv;
+                    gvn[i] = gv;
+                }
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t l = c0 + i;
+            if (!hard) {
+                g_v0[l] = lam[i] * gvn[i];
+                g_s0[l] = dec[i] * gs[i] - th * gvn[i];
+            } else {
+                g_v0[l] = lam[i] * ((SCALAR)1 - s0[l]) * gvn[i];
+                g_s0[l] = detach ? (SCALAR)0 : -lam[i] * v0[l] * gvn[i];
+            }
+            acc_leak[l] = al[i];
+            if (acc_theta) acc_theta[l] = at[i];
+        }
+    }
+}
+
+/* S_prev[t] = S[t-1] of the reset filter, recomputed from the spikes O = V > th (for d loss / d theta). */
+void FN(reset_trace)(const SCALAR *V, const SCALAR *s0, const SCALAR *theta, int64_t theta_period,
+                     double threshold, SCALAR *S_prev, int64_t T, int64_t L, int nthreads) {
+    const SCALAR th = (SCALAR)threshold;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR s[CHUNK];
+        for (int64_t i = 0; i < n; i++) s[i] = s0[c0 + i];
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t off = t * L + c0;
+            for (int64_t i = 0; i < n; i++) {
+                S_prev[off + i] = s[i];
+                s[i] = theta[(c0 + i) % theta_period] * s[i] + (V[off + i] > th ? (SCALAR)1 : (SCALAR)0);
+            }
+        }
+    }
+}
+
+/* Per-chunk copies of per-lane coefficients: dst[k][i] = src[k * period + (c0 + i) % period]. */
+static inline void FN(lane_coefficients)(const SCALAR *src, int64_t K, int64_t period, int64_t c0, int64_t n,
+                                         SCALAR *dst) {
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t i = 0; i < n; i++) dst[k * CHUNK + i] = src[k * period + (c0 + i) % period];
+}
+
+/* IIR filter: F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] x[t-q], with histories f_hist [P, L] and
+ * x_hist [Q, L] (oldest first) standing in for negative times. alpha [P, period], beta [Q+1, period]. */
+void FN(filter_forward)(const SCALAR *x, const SCALAR *x_hist, const SCALAR *f_hist, const SCALAR *alpha,
+                        const SCALAR *beta, int64_t period, SCALAR *F, int64_t P, int64_t Q, int64_t T,
+                        int64_t L, int nthreads) {
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR al[(P > 0 ? P : 1) * CHUNK], be[(Q + 1) * CHUNK];
+        FN(lane_coefficients)(alpha, P, period, c0, n, al);
+        FN(lane_coefficients)(beta, Q + 1, period, c0, n, be);
+        for (int64_t t = 0; t < T; t++) {
+            SCALAR *restrict Ft = F + t * L + c0;
+            const SCALAR *xt = x + t * L + c0;
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) Ft[i] = be[i] * xt[i];
+            for (int64_t q = 1; q <= Q; q++) {
+                const SCALAR *src = (t - q >= 0 ? x + (t - q) * L : x_hist + (Q + t - q) * L) + c0;
+                const SCALAR *b = be + q * CHUNK;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Ft[i] += b[i] * src[i];
+            }
+            for (int64_t p = 1; p <= P; p++) {
+                const SCALAR *src = (t - p >= 0 ? F + (t - p) * L : f_hist + (P + t - p) * L) + c0;
+                const SCALAR *a = al + (p - 1) * CHUNK;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Ft[i] += a[i] * src[i];
+            }
+        }
+    }
+}
+
+/* Adjoint of filter_forward. G [T, L] receives the backward-filtered gradient G[t] = gF[t] + sum_p alpha_p G[t+p];
+ * gx [T, L], g_xh [Q, L], g_fh [P, L] the input and history gradients (NULL: not wanted); acc_alpha [P, L] and
+ * acc_beta [Q+1, L] (when not NULL) the per-lane sums sum_t G[t] F[t-p] and sum_t G[t] x[t-q]. */
+void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist, const SCALAR *F,
+                         const SCALAR *f_hist, const SCALAR *alpha, const SCALAR *beta, int64_t period,
+                         SCALAR *G, SCALAR *gx, SCALAR *g_xh, SCALAR *g_fh, SCALAR *acc_alpha, SCALAR *acc_beta,
+                         int64_t P, int64_t Q, int64_t T, int64_t L, int nthreads) {
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR al[(P > 0 ? P : 1) * CHUNK], be[(Q + 1) * CHUNK];
+        FN(lane_coefficients)(alpha, P, period, c0, n, al);
+        FN(lane_coefficients)(beta, Q + 1, period, c0, n, be);
+        for (int64_t t = T - 1; t >= 0; t--) {
+            SCALAR *restrict Gt = G + t * L + c0;
+            const SCALAR *gFt = gF + t * L + c0;
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) Gt[i] = gFt[i];
+            for (int64_t p = 1; p <= P && t + p < T; p++) {
+                const SCALAR *a = al + (p - 1) * CHUNK, *src = G + (t + p) * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Gt[i] += a[i] * src[i];
+            }
+        }
+        /* input and history gradients: gxbuf[j] = sum_q beta_q G[j - Q + q], j over history and inputs */
+        for (int64_t j = 0; j < Q + T; j++) {
+            SCALAR *dst = j < Q ? (g_xh ? g_xh + j * L + c0 : NULL) : (gx ? gx + (j - Q) * L + c0 : NULL);
+            if (!dst) continue;
+            for (int64_t i = 0; i < n; i++) dst[i] = 0;
+            for (int64_t q = 0; q <= Q; q++) {
+                const int64_t t = j - Q + q;
+                if (t < 0 || t >= T) continue;
+                const SCALAR *b = be + q * CHUNK, *src = G + t * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) dst[i] += b[i] * src[i];
+            }
+        }
+        for (int64_t j = 0; g_fh && j < P; j++) {
+            SCALAR *dst = g_fh + j * L + c0;
+            for (int64_t i = 0; i < n; i++) dst[i] = 0;
+            for (int64_t p = P - j; p <= P; p++) {
+                const int64_t t = j - P + p;
+                if (t >= T) continue;
+                const SCALAR *a = al + (p - 1) * CHUNK, *src = G + t * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) dst[i] += a[i] * src[i];
+            }
+        }
+        for (int64_t p = 1; acc_alpha && p <= P; p++) {
+            SCALAR *acc = acc_alpha + (p - 1) * L + c0;
+            for (int64_t i = 0; i < n; i++) acc[i] = 0;
+            for (int64_t t = 0; t < T; t++) {
+                const SCALAR *src = (t - p >= 0 ? F + (t - p) * L : f_hist + (P + t - p) * L) + c0;
+                const SCALAR *Gt = G + t * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) acc[i] += Gt[i] * src[i];
+            }
+        }
+        for (int64_t q = 0; acc_beta && q <= Q; q++) {
+            SCALAR *acc = acc_beta + q * L + c0;
+            for (int64_t i = 0; i < n; i++) acc[i] = 0;
+            for (int64_t t = 0; t < T; t++) {
+                const SCALAR *src = (t - q >= 0 ? x + (t - q) * L : x_hist + (Q + t - q) * L) + c0;
+                const SCALAR *Gt = G + t * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) acc[i] += Gt[i] * src[i];
+            }
+        }
+    }
+}

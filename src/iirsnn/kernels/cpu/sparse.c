@@ -1,0 +1,16 @@
+/* Compiled spike-sparse products of iirsnn (CSR/CSC of spike matrices) for float32 and float64. */
+#include <omp.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define SCALAR float
+#define FN(name) name##_f32
+#include "sparse_impl.h"
+#undef SCALAR
+#undef FN
+
+#define SCALAR double
+#define FN(name) name##_f64
+#include "sparse_impl.h"
+#undef SCALAR
+#undef FN

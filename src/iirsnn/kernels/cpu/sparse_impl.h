@@ -1,0 +1,116 @@
+/* Spike-sparse products of iirsnn for one scalar type. Included by sparse.c with SCALAR and FN defined.
+ *
+ * A spike matrix X [R, N] (R = T*B rows, N presynaptic neurons) is mostly zeros and its non-zeros are
+ * mostly ones. As CSR (rowptr int64 [R+1], col int32 [nnz], optional val [nnz]) it gives the forward
+ * product X W^T as sums of rows of W^T; as CSC (colptr [N+1], row int32 [nnz], optional val) the weight
+ * gradient G^T X as sums of rows of G. val == NULL means every non-zero is exactly 1. */
+
+/* counts[r] = non-zeros of row r; returns 1 if some non-zero differs from 1 (values must then be kept). */
+int FN(csr_count)(const SCALAR *X, int64_t R, int64_t N, int64_t *counts, int nthreads) {
+    int nonbinary = 0;
+    #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(| : nonbinary)
+    for (int64_t r = 0; r < R; r++) {
+        const SCALAR *x = X + r * N;
+        int64_t c = 0;
+        int nb = 0;
+        for (int64_t j = 0; j < N; j++) {
+            c += x[j] != 0;
+            nb |= (x[j] != 0) & (x[j] != 1);
+        }
+        counts[r] = c;
+        nonbinary |= nb;
+    }
+    return nonbinary;
+}
+
+/* Fill col (and val unless NULL) of the CSR whose rowptr is given. */
+void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, int32_t *col, SCALAR *val,
+                  int nthreads) {
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const SCALAR *x = X + r * N;
+        int64_t k = rowptr[r];
+        for (int64_t j = 0; j < N; j++) {
+            if (x[j] != 0) {
+                col[k] = (int32_t)j;
+                if (val) val[k] = x[j];
+                k++;
+            }
+        }
+    }
+}
+
+/* out [R, M] = X W^T with X as CSR and WT = W^T [N, M] (row-major). */
+void FN(spmm_csr)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, const SCALAR *WT, SCALAR *out,
+                  int64_t R, int64_t M, int nthreads) {
+    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
+    for (int64_t r = 0; r < R; r++) {
+        SCALAR *restrict o = out + r * M;
+        for (int64_t m = 0; m < M; m++) o[m] = 0;
+        for (int64_t k = rowptr[r]; k < rowptr[r + 1]; k++) {
+            const SCALAR *restrict w = WT + (int64_t)col[k] * M;
+            if (val) {
+                const SCALAR v = val[k];
+                #pragma omp simd
+                for (int64_t m = 0; m < M; m++) o[m] += v * w[m];
+            } else {
+                #pragma omp simd
+                for (int64_t m = 0; m < M; m++) o[m] += w[m];
+            }
+        }
+    }
+}
+
+/* gWT [N, M] = X^T G with X as CSC and G [R, M] (row-major): row j of gWT sums the rows of G where column j spikes. */
+void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, const SCALAR *G, SCALAR *gWT,
+                  int64_t N, int64_t M, int nthreads) {
+    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 8)
+    for (int64_t j = 0; j < N; j++) {
+        SCALAR *restrict o = gWT + j * M;
+        for (int64_t m = 0; m < M; m++) o[m] = 0;
+        for (int64_t k = colptr[j]; k < colptr[j + 1]; k++) {
+            const SCALAR *restrict g = G + (int64_t)row[k] * M;
+            if (val) {
+                const SCALAR v = val[k];
+                #pragma omp simd
+                for (int64_t m = 0; m < M; m++) o[m] += v * g[m];
+            } else {
+                #pragma omp simd
+                for (int64_t m = 0; m < M; m++) o[m] += g[m];
+            }
+        }
+    }
+}
+
+/* CSC of the CSR (a stable counting sort by column, parallel over row blocks). counts: [nthreads * N] scratch. */
+void FN(csr_to_csc)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, int64_t R, int64_t N,
+                    int64_t *colptr, int32_t *row, SCALAR *cval, int64_t *counts, int nthreads) {
+    for (int64_t i = 0; i < (int64_t)nthreads * N; i++) counts[i] = 0;
+    #pragma omp parallel num_threads(nthreads)
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t r0 = R * tid / nt, r1 = R * (tid + 1) / nt;
+        int64_t *mine = counts + (int64_t)tid * N;
+        for (int64_t k = rowptr[r0]; k < rowptr[r1]; k++) mine[col[k]]++;
+        #pragma omp barrier
+        #pragma omp single
+        {
+            int64_t total = 0;
+            for (int64_t j = 0; j < N; j++) {
+                colptr[j] = total;
+                for (int t = 0; t < nt; t++) {
+                    const int64_t c = counts[(int64_t)t * N + j];
+                    counts[(int64_t)t * N + j] = total;
+                    total += c;
+                }
+            }
+            colptr[N] = total;
+        }
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t k = rowptr[r]; k < rowptr[r + 1]; k++) {
+                const int64_t dst = mine[col[k]]++;
+                row[dst] = (int32_t)r;
+                if (val) cval[dst] = val[k];
+            }
+    }
+}
