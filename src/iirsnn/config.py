@@ -11,3 +11,6 @@ backend
 
 check_finite: bool = True
 backend: str = "auto"
+sparse_max_density: float = 0.25
+"""Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
+backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

@@ -29,7 +29,7 @@ def _decay(value: float | torch.Tensor, name: str, current: torch.Tensor) -> tor
     if isinstance(value, torch.Tensor):
         _checks.float_tensor(value, name)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = torch.tensor(float(value))
+        value = torch.tensor(float(value), dtype=torch.float64)  # exact, then cast to the current's dtype
     else:
         raise TypeError(f"{name} must be a float or a floating tensor, got {type(value).__name__}")
     _checks.in_unit_interval(value, name)

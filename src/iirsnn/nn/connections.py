@@ -22,8 +22,9 @@ def _fold(x: torch.Tensor, name: str, rank: int, layout: str) -> torch.Tensor:
 class Linear(torch.nn.Linear):
     """Dense connection ``I = x W^T + b`` at every step: [T, B, in_features] -> [T, B, out_features]."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3 and x.shape[-1] != self.in_features:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise with a clear message unless x is time-major [T, B, in_features] floats."""
+        if isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[-1] != self.in_features:
             hint = ""
             if x.shape[1] == self.in_features:
                 hint = ("; it looks time-last [B, N, T] (the snn-iir layout): iirsnn is time-major, "
@@ -31,8 +32,11 @@ class Linear(torch.nn.Linear):
             raise ValueError(f"input has {x.shape[-1]} features in its last dimension, expected "
                              f"in_features={self.in_features} (shape {list(x.shape)}, expected [T, B, "
                              f"{self.in_features}]){hint}")
-        y = super().forward(_fold(x, "input", 3, f"[T, B, {self.in_features}]"))
-        return y.unflatten(0, x.shape[:2])
+        _fold(x, "input", 3, f"[T, B, {self.in_features}]")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
 
 class _TimeFoldedConv:
@@ -41,12 +45,16 @@ class _TimeFoldedConv:
     rank: int
     layout: str
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise with a clear message unless x is time-major [T, B, C_in, ...] floats."""
         folded = _fold(x, "input", self.rank, self.layout)
         if folded.shape[1] != self.in_channels:
             raise ValueError(f"input has {x.shape[2]} channels at dim 2, expected in_channels={self.in_channels} "
                              f"(shape {list(x.shape)}, expected time-major {self.layout})")
-        return super().forward(folded).unflatten(0, x.shape[:2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
 
 class Conv1d(_TimeFoldedConv, torch.nn.Conv1d):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from iirsnn.functional.layer import spiking_conv, spiking_linear
+from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.synapse import SynapseFilter
 
@@ -26,5 +28,23 @@ class SpikingLayer(torch.nn.Module):
         self.neuron = neuron if neuron is not None else LIFNeuron()
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        """spikes: [T, B, *in_shape] presynaptic spikes -> [T, B, *out_shape] output spikes."""
-        return self.neuron(self.connection(self.synapse(spikes)))
+        """spikes: [T, B, *in_shape] presynaptic spikes -> [T, B, *out_shape] output spikes.
+
+        A whole-layer function (:mod:`iirsnn.functional.layer`, fused on the compiled backend) runs
+        it unless state is carried between calls, the voltage is recorded or the connection is custom.
+        """
+        syn, conn, neu = self.synapse, self.connection, self.neuron
+        if syn.stateful or neu.stateful or neu.record_voltage or not isinstance(conn, (Linear, Conv1d, Conv2d)):
+            # carried state lives on the presynaptic side, which the whole-layer functions do not keep
+            return neu(conn(syn(spikes)))
+        common = dict(alpha=syn.alpha, beta=syn.beta, leak=neu.leak, reset_decay=neu.reset_decay,
+                      threshold=neu.threshold, surrogate=neu.surrogate, reset=neu.reset,
+                      detach_reset=neu.detach_reset, backend=neu.backend or syn.backend)
+        if isinstance(conn, Linear):
+            conn.check_input(spikes)
+            return spiking_linear(spikes, conn.weight, conn.bias, **common)
+        if conn.padding_mode != "zeros":  # circular / reflect padding: the module's own forward pads
+            return neu(conn(syn(spikes)))
+        conn.check_input(spikes)
+        return spiking_conv(spikes, conn.weight, conn.bias, stride=conn.stride, padding=conn.padding,
+                            dilation=conn.dilation, groups=conn.groups, **common)

@@ -24,12 +24,10 @@ def supports(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in DTYPES
 
 
-def kernel(name: str, dtype: torch.dtype):
-    return getattr(library(), name + DTYPES[dtype])
-
-
-def ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+def run(name: str, dtype: torch.dtype, *args):
+    """Call kernel ``name`` for ``dtype``; tensors are passed as pointers and stay referenced during the call."""
+    fn = getattr(library(), name + DTYPES[dtype])
+    return fn(*(ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else a for a in args))
 
 
 def threads() -> int:
@@ -66,8 +64,8 @@ class CpuNeuronScan(torch.autograd.Function):
         v0c, s0c = v0.contiguous(), s0.contiguous()
         V, O = torch.empty_like(cur), torch.empty_like(cur)
         v_last, s_last = torch.empty_like(v0c), torch.empty_like(s0c)
-        kernel("neuron_forward", cur.dtype)(ptr(cur), ptr(V), ptr(O), ptr(v0c), ptr(s0c), ptr(v_last), ptr(s_last),
-                                            ptr(lam), lam_period, ptr(theta), theta_period, threshold,
+        run("neuron_forward", cur.dtype, cur, V, O, v0c, s0c, v_last, s_last,
+                                            lam, lam_period, theta, theta_period, threshold,
                                             int(reset == "hard"), T, L, threads())
         ctx.save_for_backward(V, leak, reset_decay, v0c, s0c, lam, theta)
         ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
@@ -88,14 +86,13 @@ class CpuNeuronScan(torch.autograd.Function):
         S_prev = acc_theta = None
         if need_theta:
             S_prev = torch.empty_like(V)
-            kernel("reset_trace", V.dtype)(ptr(V), ptr(s0), ptr(theta), theta_period, threshold, ptr(S_prev), T, L,
+            run("reset_trace", V.dtype, V, s0, theta, theta_period, threshold, S_prev, T, L,
                                            threads())
             acc_theta = torch.empty_like(v0)
         gI, g_v0, g_s0, acc_leak = torch.empty_like(V), torch.empty_like(v0), torch.empty_like(s0), torch.empty_like(v0)
-        kernel("neuron_backward", V.dtype)(
-            ptr(gO), ptr(gVout), ptr(g_vlast), ptr(g_slast), ptr(V), ptr(v0), ptr(s0), ptr(lam), lam_period,
-            ptr(theta), theta_period, threshold, int(hard), int(detach_reset), SURROGATE_CODES[surrogate.kind],
-            float(surrogate.param), ptr(S_prev), ptr(gI), ptr(g_v0), ptr(g_s0), ptr(acc_leak), ptr(acc_theta),
+        run("neuron_backward", V.dtype, gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period,
+            theta, theta_period, threshold, int(hard), int(detach_reset), SURROGATE_CODES[surrogate.kind],
+            float(surrogate.param), S_prev, gI, g_v0, g_s0, acc_leak, acc_theta,
             T, L, threads())
         g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[1] else None
         g_theta = None
@@ -118,7 +115,7 @@ class CpuSynapseFilter(torch.autograd.Function):
         L = lanes.numel()
         a, b, period = _coefficients(alpha, beta, lanes)
         F = torch.empty_like(xc)
-        kernel("filter_forward", xc.dtype)(ptr(xc), ptr(xh), ptr(fh), ptr(a), ptr(b), period, ptr(F), P, Q, T, L,
+        run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L,
                                            threads())
         ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
         ctx.sizes = (P, Q, period)
@@ -144,9 +141,8 @@ class CpuSynapseFilter(torch.autograd.Function):
         g_fh = torch.empty_like(fh) if need_fh else None
         acc_a = x.new_empty((P, L)) if need_a and P else None
         acc_b = x.new_empty((Q + 1, L)) if need_b else None
-        kernel("filter_backward", x.dtype)(
-            ptr(gF), ptr(x), ptr(xh), ptr(F), ptr(fh), ptr(a), ptr(b), period, ptr(G), ptr(gx), ptr(g_xh),
-            ptr(g_fh), ptr(acc_a), ptr(acc_b), P, Q, T, L, threads())
+        run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
+            g_fh, acc_a, acc_b, P, Q, T, L, threads())
         if g_x_last is not None and Q:  # x_last[k] is x[T - Q + k], or a history entry when T < Q
             for k in range(Q):
                 if T - Q + k >= 0:

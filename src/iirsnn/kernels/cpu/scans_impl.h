@@ -306,3 +306,162 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
         }
     }
 }
+
+/* Fused synapse filter + bias + neuron on the current side of a layer (shared coefficients):
+ *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
+ *   neuron_forward, from zero state. F and I are never stored: only V and O are written. */
+void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, const double *beta, int64_t Q,
+                               const SCALAR *bias, int64_t bias_period, SCALAR *V, SCALAR *O, const SCALAR *leak,
+                               int64_t leak_period, const SCALAR *theta, int64_t theta_period, double threshold,
+                               int hard, int64_t T, int64_t L, int nthreads) {
+    const SCALAR th = (SCALAR)threshold;
+    const int64_t K = P > 0 ? P : 1;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], ring[K * CHUNK];
+        for (int64_t i = 0; i < n; i++) {
+            v[i] = 0;
+            s[i] = 0;
+            lam[i] = leak[(c0 + i) % leak_period];
+            dec[i] = theta[(c0 + i) % theta_period];
+            b[i] = bias ? bias[(c0 + i) % bias_period] : (SCALAR)0;
+        }
+        for (int64_t k = 0; k < K * CHUNK; k++) ring[k] = 0;
+        for (int64_t t = 0; t < T; t++) {
+            const SCALAR b0 = (SCALAR)beta[0];
+            const SCALAR *Xt = X + t * L + c0;
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) f[i] = b0 * Xt[i];
+            for (int64_t q = 1; q <= Q && q <= t; q++) {
+                const SCALAR bq = (SCALAR)beta[q], *src = Xt - q * L;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) f[i] += bq * src[i];
+            }
+            for (int64_t p = 1; p <= P && p <= t; p++) {
+                const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + ((t - p) % K) * CHUNK;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) f[i] += ap * src[i];
+            }
+            if (P > 0) {
+                SCALAR *dst = ring + (t % K) * CHUNK;
+                for (int64_t i = 0; i < n; i++) dst[i] = f[i];
+            }
+            SCALAR *Vt = V + t * L + c0, *Ot = O + t * L + c0;
+            if (!hard) {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR vv = lam[i] * v[i] + (f[i] + b[i]) - th * s[i];
+                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+                    s[i] = dec[i] * s[i] + o;
+                    v[i] = vv;
+                    Vt[i] = vv;
+                    Ot[i] = o;
+                }
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + (f[i] + b[i]);
+                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+                    s[i] = o;
+                    v[i] = vv;
+                    Vt[i] = vv;
+                    Ot[i] = o;
+                }
+            }
+        }
+    }
+}
+
+/* Adjoint of filter_neuron_forward: from gO [T, L] and the saved V, writes gX [T, L] (the gradient of the
+ * unfiltered current X) and per-lane sums acc_bias = sum_t gI[t], acc_leak = sum_t gV[t] V'[t-1] and
+ * (when acc_theta is not NULL; S_prev [T, L] then holds S[t-1]) acc_theta = sum_t gS[t] S[t-1]. */
+void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double *alpha, int64_t P,
+                                const double *beta, int64_t Q, const SCALAR *leak, int64_t leak_period,
+                                const SCALAR *theta, int64_t theta_period, double threshold, int hard, int detach,
+                                int surr_kind, double surr_param, const SCALAR *S_prev, SCALAR *gX,
+                                SCALAR *acc_bias, SCALAR *acc_leak, SCALAR *acc_theta, int64_t T, int64_t L,
+                                int nthreads) {
+    const SCALAR th = (SCALAR)threshold, sp = (SCALAR)surr_param;
+    const int64_t K = (P > Q ? P : Q) + 1; /* the ring holds G[t .. t + max(P, Q)] */
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
+        const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
+        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], ab[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK],
+            vp[CHUNK], ring[K * CHUNK];
+        for (int64_t i = 0; i < n; i++) {
+            gvn[i] = 0;
+            gs[i] = 0;
+            al[i] = 0;
+            at[i] = 0;
+            ab[i] = 0;
+            lam[i] = leak[(c0 + i) % leak_period];
+            dec[i] = theta[(c0 + i) % theta_period];
+        }
+        for (int64_t k = 0; k < K * CHUNK; k++) ring[k] = 0;
+        for (int64_t t = T - 1; t >= 0; t--) {
+            const int64_t off = t * L + c0;
+            const SCALAR *Vt = V + off, *gOt = gO + off;
+            FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
+            if (t > 0) {
+                const SCALAR *Vp = Vt - L;
+                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = Vp[i];
+                else for (int64_t i = 0; i < n; i++) vp[i] = Vp[i] > th ? (SCALAR)0 : Vp[i];
+            } else {
+                for (int64_t i = 0; i < n; i++) vp[i] = 0;
+            }
+            const int last = t == T - 1;
+            /* neuron adjoint: gV[t] (= dL/dI[t] = dL/dF[t]) goes into this step's ring slot as G's seed */
+            SCALAR *Gt = ring + (t % K) * CHUNK;
+            if (!hard) {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR gv = eps[i] * gOt[i];
+                    if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
+                    if (!detach) gv += eps[i] * gs[i];
+                    gv += lam[i] * gvn[i];
+                    al[i] += gv * vp[i];
+                    ab[i] += gv;
+                    Gt[i] = gv;
+                    gvn[i] = gv;
+                }
+                if (acc_theta)
+                    for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) {
+                    SCALAR gv = eps[i] * gOt[i];
+                    if (!last) {
+                        const SCALAR nxt = lam[i] * gvn[i];
+                        if (!detach) gv -= eps[i] * nxt * Vt[i];
+                        gv += Vt[i] > th ? (SCALAR)0 : nxt;
+                    }
+                    al[i] += gv * vp[i];
+                    ab[i] += gv;
+                    Gt[i] = gv;
+                    gvn[i] = gv;
+                }
+            }
+            /* filter adjoint: G[t] = gI[t] + sum_p alpha_p G[t+p]; gX[t] = sum_q beta_q G[t+q] */
+            for (int64_t p = 1; p <= P && t + p < T; p++) {
+                const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + ((t + p) % K) * CHUNK;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Gt[i] += ap * src[i];
+            }
+            SCALAR *gXt = gX + off;
+            const SCALAR b0 = (SCALAR)beta[0];
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) gXt[i] = b0 * Gt[i];
+            for (int64_t q = 1; q <= Q && t + q < T; q++) {
+                const SCALAR bq = (SCALAR)beta[q], *src = ring + ((t + q) % K) * CHUNK;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) gXt[i] += bq * src[i];
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            acc_leak[c0 + i] = al[i];
+            acc_bias[c0 + i] = ab[i];
+            if (acc_theta) acc_theta[c0 + i] = at[i];
+        }
+    }
+}

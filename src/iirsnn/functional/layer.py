@@ -1,0 +1,111 @@
+"""Whole spiking layers (synapse filter -> connection -> neuron) as single functions.
+
+``spiking_linear`` and ``spiking_conv`` compute ``neuron(connection(filter(x)) + bias)``. With a
+kernel shared by all presynaptic channels they use W F(O) = F(W O) and run on the compiled CPU
+backend as a spike-sparse (or GEMM / convolution) product followed by one fused pass of filter,
+bias and neuron (:mod:`iirsnn.kernels.cpu.layer`); otherwise they compose the separate scans.
+Both ways give the same spikes and gradients (tested against the float64 reference).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as tnf
+
+from iirsnn import _checks, kernels
+from iirsnn.functional.filter import synapse_filter
+from iirsnn.functional.neuron import _decay, neuron_scan
+from iirsnn.functional.surrogates import Surrogate, get_surrogate
+
+_CONV = {3: tnf.conv1d, 4: tnf.conv2d}
+
+
+def _fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: str | None) -> bool:
+    return alpha.dim() == 1 and beta.dim() == 1 and kernels.resolve(backend, x) == "cpu"
+
+
+def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
+                  leak: torch.Tensor, reset_decay: torch.Tensor, threshold: float, surrogate: Surrogate, reset: str,
+                  detach_reset: bool) -> torch.Tensor:
+    """Filter + bias + neuron on the unfiltered current X [T, B, ...]; bias, leak, reset_decay broadcast to X[0, 0]."""
+    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
+
+    if not (alpha.requires_grad or beta.requires_grad):
+        return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
+                                       threshold, surrogate, reset, detach_reset)[0]
+    F = synapse_filter(X, alpha, beta, backend="cpu")
+    return neuron_scan(F if bias is None else F + bias, leak, reset_decay, threshold, surrogate, reset, detach_reset,
+                       backend="cpu")
+
+
+def _channels_last(param: torch.Tensor, features: torch.Size) -> torch.Tensor:
+    """A parameter broadcastable to [C, H, W] as the same values laid out [H, W, C] (scalars unchanged)."""
+    if param.dim() == 0:
+        return param
+    if param.dim() > len(features):
+        raise ValueError("per-sample neuron parameters are not supported by the fused convolution path")
+    return torch.broadcast_to(param, features).permute(1, 2, 0)
+
+
+def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
+                   beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
+                   threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
+                   detach_reset: bool = False, backend: str | None = None) -> torch.Tensor:
+    """A dense spiking layer: x [T, B, N_in] presynaptic spikes -> [T, B, N_out] output spikes.
+
+    weight [N_out, N_in], bias [N_out] or None; alpha/beta the synapse kernel ([P], [Q+1] shared, or
+    [N_in, P], [N_in, Q+1] per presynaptic channel); leak, reset_decay, threshold, surrogate, reset,
+    detach_reset as in :func:`iirsnn.functional.neuron_scan`.
+    """
+    x = _checks.time_major(x, "x", 3, "[T, B, N_in]")
+    if x.dim() != 3 or x.shape[2] != weight.shape[1]:
+        raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
+                         f"got {list(x.shape)}")
+    surrogate = get_surrogate(surrogate)
+    if not _fusable(x, alpha, beta, backend):
+        F = synapse_filter(x, alpha, beta, backend=backend)
+        return neuron_scan(tnf.linear(F, weight, bias), leak, reset_decay, threshold, surrogate, reset,
+                           detach_reset, backend=backend)
+    from iirsnn.kernels.cpu.layer import SpikeLinear
+
+    _checks.finite(x, "x")
+    T, B = x.shape[:2]
+    X = SpikeLinear.apply(x.reshape(T * B, -1), weight).view(T, B, -1)
+    lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
+    return _current_side(X, bias, alpha, beta, lam, theta, float(threshold), surrogate, reset, detach_reset)
+
+
+def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
+                 beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
+                 threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
+                 detach_reset: bool = False, stride=1, padding=0, dilation=1, groups: int = 1,
+                 backend: str | None = None) -> torch.Tensor:
+    """A convolutional spiking layer: x [T, B, C_in, *spatial] -> [T, B, C_out, *spatial'] spikes.
+
+    weight [C_out, C_in/groups, *kernel] (1-D or 2-D), bias [C_out] or None, the conv options as in
+    torch.nn.functional.conv2d; the rest as :func:`spiking_linear` (per-channel kernels [C_in, P]).
+    """
+    conv = _CONV.get(weight.dim())
+    if conv is None:
+        raise ValueError(f"weight must be [C_out, C_in, k] or [C_out, C_in, kh, kw], got {list(weight.shape)}")
+    x = _checks.time_major(x, "x", weight.dim() + 1, "[T, B, C, ...]")
+    surrogate = get_surrogate(surrogate)
+    T, B = x.shape[:2]
+    opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if not _fusable(x, alpha, beta, backend):
+        F = synapse_filter(x, alpha, beta, backend=backend)
+        current = conv(F.flatten(0, 1), weight, bias, **opts).unflatten(0, (T, B))
+        return neuron_scan(current, leak, reset_decay, threshold, surrogate, reset, detach_reset, backend=backend)
+    _checks.finite(x, "x")
+    X = conv(x.flatten(0, 1).contiguous(memory_format=torch.channels_last) if x.dim() == 5 else x.flatten(0, 1),
+             weight, None, **opts).unflatten(0, (T, B))
+    lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
+    threshold = float(threshold)
+    if x.dim() == 4:  # 1-D: [T, B, C, L]
+        b = None if bias is None else bias.view(-1, 1)
+        return _current_side(X, b, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)
+    # 2-D: the convolution works channels-last; run the scans in that physical layout [T, B, H, W, C]
+    features = X.shape[2:]
+    spikes = _current_side(X.permute(0, 1, 3, 4, 2), bias, alpha, beta, _channels_last(lam, features),
+                           _channels_last(theta, features), threshold, surrogate, reset, detach_reset)
+    return spikes.permute(0, 1, 4, 2, 3)

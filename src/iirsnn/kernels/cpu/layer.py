@@ -1,0 +1,172 @@
+"""Fused layer pieces of the ``cpu`` backend.
+
+With a synapse kernel shared by all presynaptic channels the filter commutes with the weights,
+W F(O) = F(W O), so a layer can run as
+
+    X = W O            spike-sparse: sums of weight columns over the spikes (SpikeLinear), or a GEMM
+    O' = neuron(F(X) + b)   one fused pass that never stores F or I (FusedFilterNeuron)
+
+and its backward as one fused adjoint pass (neuron, then the filter backwards in time) followed by
+the weight gradient, again a sum over the spikes, and the input gradient, a GEMM. Only V
+and the spike index are kept for the backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from iirsnn import config
+from iirsnn.functional.surrogates import Surrogate
+from iirsnn.kernels._util import sum_to_shape
+from iirsnn.kernels.cpu.scans import SURROGATE_CODES, lane_params, run, threads
+
+
+class FusedFilterNeuron(torch.autograd.Function):
+    """Current-side synapse filter (shared alpha, beta) + bias + neuron scan, from zero state.
+
+    X: [T, B, *features] unfiltered current (contiguous); bias: broadcastable to features or None.
+    Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V).
+    """
+
+    @staticmethod
+    def forward(ctx, X, bias, leak, reset_decay, alpha: tuple[float, ...], beta: tuple[float, ...],
+                threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool):
+        X = X.contiguous()
+        T, lanes = X.shape[0], X.shape[1:]
+        L = lanes.numel()
+        lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
+        theta, theta_period = lane_params(reset_decay.unsqueeze(0), lanes)
+        b, b_period = (None, 1) if bias is None else lane_params(bias.unsqueeze(0), lanes)
+        a_arr = torch.tensor(alpha, dtype=torch.float64)
+        be_arr = torch.tensor(beta, dtype=torch.float64)
+        V, O = torch.empty_like(X), torch.empty_like(X)
+        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V, O,
+            lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, threads())
+        ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
+        ctx.mark_non_differentiable(V)
+        return O, V
+
+    @staticmethod
+    def backward(ctx, gO, _gV):
+        V, leak, reset_decay, lam, theta, a_arr, be_arr = ctx.saved_tensors
+        threshold, surrogate, reset, detach_reset, lam_period, theta_period = ctx.options
+        T, lanes = V.shape[0], V.shape[1:]
+        L = lanes.numel()
+        hard = reset == "hard"
+        S_prev = acc_theta = None
+        if ctx.needs_input_grad[3] and not hard:
+            S_prev = torch.empty_like(V)
+            zeros = V.new_zeros(lanes)
+            run("reset_trace", V.dtype, V, zeros, theta, theta_period, threshold, S_prev, T,
+                                           L, threads())
+            acc_theta = V.new_empty(lanes)
+        gO = gO.contiguous()
+        gX = torch.empty_like(V)
+        acc_bias, acc_leak = V.new_empty(lanes), V.new_empty(lanes)
+        run("filter_neuron_backward", V.dtype, gO, V, a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
+            lam_period, theta, theta_period, threshold, int(hard), int(detach_reset),
+            SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX, acc_bias,
+            acc_leak, acc_theta, T, L, threads())
+        g_bias = sum_to_shape(acc_bias, ctx.bias_shape) if ctx.needs_input_grad[1] else None
+        g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[2] else None
+        g_theta = None
+        if ctx.needs_input_grad[3]:
+            g_theta = sum_to_shape(acc_theta, reset_decay.shape) if acc_theta is not None else torch.zeros_like(
+                reset_decay)
+        return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None
+
+
+class SpikeMatrix:
+    """Compressed rows (CSR) of a spike matrix X [R, N] for X W^T, and optionally its columns (CSC) for X^T G.
+
+    ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored.
+    """
+
+    def __init__(self, X: torch.Tensor, counts: torch.Tensor, nonbinary: bool) -> None:
+        R, N = X.shape
+        self.shape = (R, N)
+        self.rowptr = torch.zeros(R + 1, dtype=torch.int64)
+        torch.cumsum(counts, 0, out=self.rowptr[1:])
+        nnz = int(self.rowptr[-1])
+        self.col = torch.empty(nnz, dtype=torch.int32)
+        self.values = torch.empty(nnz, dtype=X.dtype) if nonbinary else None
+        run("csr_fill", X.dtype, X, R, N, self.rowptr, self.col, self.values, threads())
+        self.dtype = X.dtype
+
+    def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
+        """X W^T from WT = W^T [N, M] (contiguous): returns [R, M]."""
+        out = WT.new_empty((self.shape[0], WT.shape[1]))
+        run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out,
+                                       self.shape[0], WT.shape[1], threads())
+        return out
+
+    def columns(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(colptr [N+1], row [nnz], values or None): the CSC of X."""
+        R, N = self.shape
+        nt = threads()
+        colptr = torch.empty(N + 1, dtype=torch.int64)
+        row = torch.empty_like(self.col)
+        cval = None if self.values is None else torch.empty_like(self.values)
+        scratch = torch.empty(nt * N, dtype=torch.int64)
+        run("csr_to_csc", self.dtype, self.rowptr, self.col, self.values, R, N, colptr,
+                                         row, cval, scratch, nt)
+        return colptr, row, cval
+
+
+def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float]:
+    """The CSR of a [R, N] matrix when its density is at most ``config.sparse_max_density`` (else None)."""
+    R, N = X.shape
+    counts = torch.empty(R, dtype=torch.int64)
+    nonbinary = bool(run("csr_count", X.dtype, X, R, N, counts, threads()))
+    density = float(counts.sum()) / max(1, R * N)
+    if density > config.sparse_max_density:
+        return None, density
+    return SpikeMatrix(X, counts, nonbinary), density
+
+
+class SpikeLinear(torch.autograd.Function):
+    """Y = X W^T for a mostly-zero X [R, N_in] (spikes), W [N_out, N_in].
+
+    Below ``config.sparse_max_density`` the forward and the weight gradient are sums over the
+    non-zeros of X (X's column index is kept for the backward); above it, GEMMs with X kept as
+    bytes when it is binary. The input gradient is always the GEMM G W.
+    """
+
+    @staticmethod
+    def forward(ctx, X, weight):
+        X = X.contiguous()
+        sparse, _ = spike_matrix(X)
+        ctx.sparse = sparse is not None
+        need_w = ctx.needs_input_grad[1]
+        if sparse is not None:
+            Y = sparse.matmul_t(weight.t().contiguous())
+            saved = sparse.columns() if need_w else (None, None, None)
+            ctx.save_for_backward(weight, *[t for t in saved if t is not None])
+            ctx.has_values = saved[2] is not None
+        else:
+            Y = X @ weight.t()
+            binary = need_w and bool(((X == 0) | (X == 1)).all())
+            keep = (X.to(torch.uint8) if binary else X) if need_w else None
+            ctx.save_for_backward(weight, *([keep] if keep is not None else []))
+        ctx.n_rows = X.shape[0]
+        return Y
+
+    @staticmethod
+    def backward(ctx, gY):
+        weight, *saved = ctx.saved_tensors
+        gX = gY @ weight if ctx.needs_input_grad[0] else None
+        gW = None
+        if ctx.needs_input_grad[1]:
+            if ctx.sparse:
+                colptr, row = saved[0], saved[1]
+                cval = saved[2] if ctx.has_values else None
+                G = gY.contiguous()
+                gWT = G.new_empty((weight.shape[1], weight.shape[0]))
+                run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, weight.shape[1],
+                                            weight.shape[0], threads())
+                gW = gWT.t()
+            else:
+                gW = gY.t() @ saved[0].to(gY.dtype)
+        return gX, gW

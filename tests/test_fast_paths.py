@@ -1,0 +1,158 @@
+"""The fused whole-layer paths of the compiled backend against the reference composition, in float64.
+
+spiking_linear / spiking_conv on the cpu backend filter on the current side (W F(O) = F(W O)), use
+spike-sparse or GEMM products and one fused filter+neuron pass; with backend="reference" they
+compose the plain step-by-step scans. Spikes must be identical and all gradients equal to 1e-9.
+"""
+
+import pytest
+import torch
+
+from iirsnn import config
+from iirsnn import nn as inn
+from iirsnn.functional import presets
+from iirsnn.functional.layer import spiking_conv, spiking_linear
+from iirsnn.kernels import cpu as cpu_kernels
+from iirsnn.kernels.cpu.layer import SpikeLinear
+
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="compiled CPU kernels unavailable")
+F64 = torch.float64
+
+
+def rel_err(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+def run_both(fn, inputs, **kwargs):
+    """Outputs and gradients of fn on the cpu backend and on the reference backend (same loss)."""
+    results = []
+    for backend in ("cpu", "reference"):
+        leaves = {k: v.detach().clone().requires_grad_(v.requires_grad) for k, v in inputs.items()}
+        out = fn(**leaves, backend=backend, **kwargs)
+        w = torch.linspace(-1, 1, out.numel(), dtype=F64).view(out.shape)
+        loss = (out * w).sum()
+        wanted = {k: v for k, v in leaves.items() if v.requires_grad}
+        found = torch.autograd.grad(loss, list(wanted.values()), allow_unused=True)
+        grads = {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(wanted.items(), found, strict=True)}
+        results.append((out, grads))
+    return results
+
+
+def check(results, reset="filter", min_rate=0.03):
+    (out, grads), (ref_out, ref_grads) = results
+    assert torch.equal(out, ref_out)
+    assert min_rate < float(ref_out.mean()) < 0.7, "the case must actually spike"
+    for name, g in ref_grads.items():
+        if g.numel() == 0:  # alpha of a filter without feedback
+            continue
+        if name == "reset_decay" and reset == "hard":  # unused by the hard reset
+            assert torch.all(grads[name] == 0)
+            continue
+        assert g.abs().max() > 0, f"no gradient reaches {name}"
+        assert rel_err(grads[name], g) < 1e-9, name
+
+
+def dense_inputs(seed, n_in=12, n_out=7, rate=0.3, P_Q=(2, 1), learn_kernel=False, per_neuron=True, values=False):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(15, 3, n_in, generator=g) < rate).to(F64)
+    if values:  # pooled spikes are fractions
+        x = x * torch.randint(1, 5, x.shape, generator=g).to(F64) / 4
+    coef = presets.dual_exp(4.0, 1.5, dtype=F64) if P_Q == (2, 1) else presets.Coefficients(
+        torch.tensor([0.5, -0.1, 0.05][:P_Q[0]], dtype=F64), torch.linspace(1, 0.3, P_Q[1] + 1, dtype=F64))
+    shape = (n_out,) if per_neuron else ()
+    return dict(
+        x=x.requires_grad_(True),
+        weight=(torch.randn(n_out, n_in, generator=g, dtype=F64) * 0.9 + 0.25).requires_grad_(True),
+        bias=(torch.randn(n_out, generator=g, dtype=F64) * 0.1).requires_grad_(True),
+        alpha=coef.alpha.requires_grad_(learn_kernel), beta=coef.beta.requires_grad_(learn_kernel),
+        leak=(torch.rand(shape, generator=g, dtype=F64) * 0.4 + 0.5).requires_grad_(True),
+        reset_decay=(torch.rand(shape, generator=g, dtype=F64) * 0.5 + 0.3).requires_grad_(True),
+    )
+
+
+@pytest.mark.parametrize("density", [1.0, 0.0], ids=["sparse", "dense"])
+@pytest.mark.parametrize("reset, detach", [("filter", False), ("filter", True), ("hard", False), ("hard", True)])
+def test_spiking_linear_matches_reference(density, reset, detach, monkeypatch):
+    monkeypatch.setattr(config, "sparse_max_density", density)
+    check(run_both(spiking_linear, dense_inputs(1), reset=reset, detach_reset=detach), reset)
+
+
+@pytest.mark.parametrize("P_Q", [(0, 0), (1, 2), (3, 3)])
+@pytest.mark.parametrize("learn_kernel", [False, True])
+def test_spiking_linear_kernels_and_learnable_coefficients(P_Q, learn_kernel):
+    check(run_both(spiking_linear, dense_inputs(2, P_Q=P_Q, learn_kernel=learn_kernel)))
+
+
+def test_spiking_linear_fractional_inputs_shared_decays_and_no_bias(monkeypatch):
+    monkeypatch.setattr(config, "sparse_max_density", 1.0)
+    inputs = dense_inputs(3, values=True, per_neuron=False)
+    inputs["bias"] = None
+    check(run_both(spiking_linear, {k: v for k, v in inputs.items() if v is not None}, bias=None))
+
+
+def conv_inputs(seed, dims=2, per_channel=True):
+    g = torch.Generator().manual_seed(seed)
+    spatial = (6, 5) if dims == 2 else (9,)
+    x = (torch.rand(10, 2, 3, *spatial, generator=g) < 0.3).to(F64)
+    k = (3, 3) if dims == 2 else (3,)
+    coef = presets.dual_exp(4.0, 1.0, dtype=F64)
+    shape = (4,) + (1,) * dims if per_channel else ()
+    return dict(
+        x=x.requires_grad_(True),
+        weight=(torch.randn(4, 3, *k, generator=g, dtype=F64) * 0.7 + 0.15).requires_grad_(True),
+        bias=(torch.randn(4, generator=g, dtype=F64) * 0.1).requires_grad_(True),
+        alpha=coef.alpha, beta=coef.beta,
+        leak=(torch.rand(shape, generator=g, dtype=F64) * 0.4 + 0.5).requires_grad_(True),
+        reset_decay=(torch.rand(shape, generator=g, dtype=F64) * 0.5 + 0.3).requires_grad_(True),
+    )
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("options", [dict(padding=1), dict(padding="same"), dict(stride=2, padding=0)])
+@pytest.mark.parametrize("reset", ["filter", "hard"])
+def test_spiking_conv_matches_reference(dims, options, reset):
+    check(run_both(spiking_conv, conv_inputs(4, dims), reset=reset, **options), reset)
+
+
+def test_spiking_conv_shared_decays():
+    check(run_both(spiking_conv, conv_inputs(5, 2, per_channel=False), padding=1))
+
+
+def test_spike_linear_products_and_compression(monkeypatch):
+    """CSR/CSC products, including empty rows and columns, an all-zero input, and non-binary values."""
+    monkeypatch.setattr(config, "sparse_max_density", 1.0)
+    g = torch.Generator().manual_seed(0)
+    for X in ((torch.rand(40, 30, generator=g) < 0.1).to(F64), torch.zeros(5, 8, dtype=F64),
+              torch.rand(20, 9, generator=g, dtype=F64) * (torch.rand(20, 9, generator=g) < 0.2)):
+        X[:, 0] = 0
+        X[3] = 0
+        W = torch.randn(6, X.shape[1], generator=g, dtype=F64, requires_grad=True)
+        Xg = X.clone().requires_grad_(True)
+        Y = SpikeLinear.apply(Xg, W)
+        G = torch.randn(Y.shape, generator=g, dtype=F64)
+        gX, gW = torch.autograd.grad((Y * G).sum(), [Xg, W])
+        torch.testing.assert_close(Y, X @ W.detach().T, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(gW, G.T @ X, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(gX, G @ W.detach(), rtol=1e-13, atol=1e-13)
+
+
+def test_module_fast_path_equals_plain_modules():
+    """A SpikingLayer takes the fused path; the same modules run one after the other give the same result."""
+    torch.manual_seed(0)
+    layer = inn.SpikingLayer(inn.Conv2d(2, 5, 3, padding="same"), inn.SynapseFilter("alpha", tau=2.0),
+                             inn.LIFNeuron(tau_m=3.0, shape=(5, 1, 1), learnable=True)).double()
+    x = (torch.rand(12, 3, 2, 7, 7) < 0.3).double()
+    fused = layer(x)
+    plain = layer.neuron(layer.connection(layer.synapse(x)))
+    assert torch.equal(fused, plain) and fused.mean() > 0.01
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_fp32_fused_path_agrees_with_float64(kind):
+    inputs = dense_inputs(6) if kind == "dense" else conv_inputs(6)
+    fn = spiking_linear if kind == "dense" else spiking_conv
+    extra = {} if kind == "dense" else dict(padding=1)
+    ref = fn(**{k: v.detach() for k, v in inputs.items()}, backend="reference", **extra)
+    f32 = fn(**{k: v.detach().float() for k, v in inputs.items()}, backend="cpu", **extra)
+    assert f32.dtype == torch.float32
+    assert float((f32.double() != ref).float().mean()) < 0.002  # flips only within round-off of the threshold
