@@ -3,6 +3,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#define BW 512  /* output columns per band (the accumulator row); narrower bands measured slower */
+#define ROWS 32 /* rows per task */
+
 #define SCALAR float
 #define FN(name) name##_f32
 #include "sparse_impl.h"

@@ -40,46 +40,52 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
     }
 }
 
-/* out [R, M] = X W^T with X as CSR and WT = W^T [N, M] (row-major). */
-void FN(spmm_csr)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, const SCALAR *WT, SCALAR *out,
-                  int64_t R, int64_t M, int nthreads) {
-    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
-    for (int64_t r = 0; r < R; r++) {
-        SCALAR *restrict o = out + r * M;
-        for (int64_t m = 0; m < M; m++) o[m] = 0;
-        for (int64_t k = rowptr[r]; k < rowptr[r + 1]; k++) {
-            const SCALAR *restrict w = WT + (int64_t)col[k] * M;
-            if (val) {
-                const SCALAR v = val[k];
+/* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW].
+ * The output columns are blocked so that the touched band of src (n_src x BW) stays in L2 and the
+ * accumulator in registers; rows and bands are spread over the threads. */
+static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR *val, const SCALAR *src,
+                            SCALAR *out, int64_t R, int64_t M, int nthreads) {
+    const int64_t n_bands = (M + BW - 1) / BW, n_chunks = (R + ROWS - 1) / ROWS;
+    #pragma omp parallel for num_threads(nthreads) schedule(dynamic) collapse(2)
+    for (int64_t band = 0; band < n_bands; band++) {
+        for (int64_t chunk = 0; chunk < n_chunks; chunk++) {
+            const int64_t m0 = band * BW, w = M - m0 < BW ? M - m0 : BW;
+            const int64_t r1 = (chunk + 1) * ROWS < R ? (chunk + 1) * ROWS : R;
+            for (int64_t r = chunk * ROWS; r < r1; r++) {
+                SCALAR acc[BW];
                 #pragma omp simd
-                for (int64_t m = 0; m < M; m++) o[m] += v * w[m];
-            } else {
-                #pragma omp simd
-                for (int64_t m = 0; m < M; m++) o[m] += w[m];
+                for (int64_t m = 0; m < BW; m++) acc[m] = 0;
+                if (w == BW) {
+                    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+                        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
+                        const SCALAR v = val ? val[k] : (SCALAR)1;
+                        #pragma omp simd
+                        for (int64_t m = 0; m < BW; m++) acc[m] += v * s[m];
+                    }
+                } else {
+                    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+                        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
+                        const SCALAR v = val ? val[k] : (SCALAR)1;
+                        for (int64_t m = 0; m < w; m++) acc[m] += v * s[m];
+                    }
+                }
+                SCALAR *restrict o = out + r * M + m0;
+                for (int64_t m = 0; m < w; m++) o[m] = acc[m];
             }
         }
     }
 }
 
+/* out [R, M] = X W^T with X as CSR and WT = W^T [N, M] (row-major). */
+void FN(spmm_csr)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, const SCALAR *WT, SCALAR *out,
+                  int64_t R, int64_t M, int nthreads) {
+    FN(gather_rows)(rowptr, col, val, WT, out, R, M, nthreads);
+}
+
 /* gWT [N, M] = X^T G with X as CSC and G [R, M] (row-major): row j of gWT sums the rows of G where column j spikes. */
 void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, const SCALAR *G, SCALAR *gWT,
                   int64_t N, int64_t M, int nthreads) {
-    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 8)
-    for (int64_t j = 0; j < N; j++) {
-        SCALAR *restrict o = gWT + j * M;
-        for (int64_t m = 0; m < M; m++) o[m] = 0;
-        for (int64_t k = colptr[j]; k < colptr[j + 1]; k++) {
-            const SCALAR *restrict g = G + (int64_t)row[k] * M;
-            if (val) {
-                const SCALAR v = val[k];
-                #pragma omp simd
-                for (int64_t m = 0; m < M; m++) o[m] += v * g[m];
-            } else {
-                #pragma omp simd
-                for (int64_t m = 0; m < M; m++) o[m] += g[m];
-            }
-        }
-    }
+    FN(gather_rows)(colptr, row, val, G, gWT, N, M, nthreads);
 }
 
 /* CSC of the CSR (a stable counting sort by column, parallel over row blocks). counts: [nthreads * N] scratch. */
