@@ -156,3 +156,40 @@ def test_fp32_fused_path_agrees_with_float64(kind):
     f32 = fn(**{k: v.detach().float() for k, v in inputs.items()}, backend="cpu", **extra)
     assert f32.dtype == torch.float32
     assert float((f32.double() != ref).float().mean()) < 0.002  # flips only within round-off of the threshold
+
+
+@pytest.mark.parametrize("density", [1.0, 0.0], ids=["sparse", "dense"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_bf16_mixed_stays_close_to_fp32(kind, density, monkeypatch):
+    """bf16-mixed rounds weights and currents to 8 bits of mantissa: few spikes flip, gradients stay aligned."""
+    monkeypatch.setattr(config, "sparse_max_density", density)
+    inputs = dense_inputs(7, n_in=64, n_out=32) if kind == "dense" else conv_inputs(7)
+    fn = spiking_linear if kind == "dense" else spiking_conv
+    extra = {} if kind == "dense" else dict(padding=1)
+    runs = {}
+    for precision in ("fp32", "bf16-mixed"):
+        leaves = {k: v.detach().float().requires_grad_(v.requires_grad) for k, v in inputs.items()}
+        out = fn(**leaves, backend="cpu", precision=precision, **extra)
+        assert out.dtype == torch.float32
+        out.sum().backward()
+        runs[precision] = (out, leaves["weight"].grad)
+    (o32, g32), (o16, g16) = runs["fp32"], runs["bf16-mixed"]
+    assert float((o32 != o16).float().mean()) < 0.05
+    cosine = float((g32 * g16).sum() / (g32.norm() * g16.norm()))
+    assert cosine > 0.9
+    if kind == "dense" and density == 1.0:  # the sparse sums stay in fp32: identical to fp32
+        assert torch.equal(o32, o16)
+
+
+def test_precision_option_reaches_layers_and_is_checked():
+    from iirsnn.models import from_spec
+
+    model = from_spec("8C3-10", (1, 6, 6), precision="bf16-mixed")
+    assert {m.precision for m in model if isinstance(m, inn.SpikingLayer)} == {"bf16-mixed"}
+    inn.set_precision(model, "fp32")
+    assert {m.precision for m in model if isinstance(m, inn.SpikingLayer)} == {"fp32"}
+    with pytest.raises(ValueError, match="precision must be one of"):
+        from_spec("10", (4,), precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        spiking_linear(torch.zeros(2, 1, 3), torch.zeros(4, 3), None, torch.zeros(0), torch.ones(1), 0.5, 0.5,
+                       precision="half")

@@ -52,6 +52,7 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "stateful": False,
     "backend": None,
     "init": "fluctuation",  # "fluctuation" (iirsnn.init.fluctuation_init_, keeps deep nets active) or "torch"
+    "precision": "fp32",  # or "bf16-mixed": matmuls and convolutions in bfloat16, scans in float32
 }
 
 
@@ -161,6 +162,7 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
             connection,
             inn.SynapseFilter(synapse, channels=per_channel, **syn_kw),
             inn.LIFNeuron(shape=neuron_shape if opts["learnable_neuron"] else None, **neu_kw),
+            precision=opts["precision"],
         ))
         n_spiking += 1
     if not n_spiking:

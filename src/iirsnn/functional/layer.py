@@ -5,9 +5,15 @@ kernel shared by all presynaptic channels they use W F(O) = F(W O) and run on th
 backend as a spike-sparse (or GEMM / convolution) product followed by one fused pass of filter,
 bias and neuron (:mod:`iirsnn.kernels.cpu.layer`); otherwise they compose the separate scans.
 Both ways give the same spikes and gradients (tested against the float64 reference).
+
+``precision="bf16-mixed"`` runs the GEMMs and convolutions in bfloat16 (spikes are exact in it;
+weights, currents and gradients are rounded) and the scans in float32; the default ``"fp32"``
+keeps everything in the input's dtype.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as tnf
@@ -18,6 +24,16 @@ from iirsnn.functional.neuron import _decay, neuron_scan
 from iirsnn.functional.surrogates import Surrogate, get_surrogate
 
 _CONV = {3: tnf.conv1d, 4: tnf.conv2d}
+PRECISIONS = ("fp32", "bf16-mixed")
+
+
+def _autocast(precision: str, x: torch.Tensor):
+    """The context in which the connection runs: bfloat16 autocast for ``"bf16-mixed"``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
 
 def _fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: str | None) -> bool:
@@ -50,27 +66,30 @@ def _channels_last(param: torch.Tensor, features: torch.Size) -> torch.Tensor:
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
                    beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                    threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
-                   detach_reset: bool = False, backend: str | None = None) -> torch.Tensor:
+                   detach_reset: bool = False, backend: str | None = None, precision: str = "fp32") -> torch.Tensor:
     """A dense spiking layer: x [T, B, N_in] presynaptic spikes -> [T, B, N_out] output spikes.
 
     weight [N_out, N_in], bias [N_out] or None; alpha/beta the synapse kernel ([P], [Q+1] shared, or
     [N_in, P], [N_in, Q+1] per presynaptic channel); leak, reset_decay, threshold, surrogate, reset,
-    detach_reset as in :func:`iirsnn.functional.neuron_scan`.
+    detach_reset as in :func:`iirsnn.functional.neuron_scan`; precision ``"fp32"`` or ``"bf16-mixed"``.
     """
     x = _checks.time_major(x, "x", 3, "[T, B, N_in]")
     if x.dim() != 3 or x.shape[2] != weight.shape[1]:
         raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
                          f"got {list(x.shape)}")
     surrogate = get_surrogate(surrogate)
+    mixed = _autocast(precision, x)
     if not _fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
-        return neuron_scan(tnf.linear(F, weight, bias), leak, reset_decay, threshold, surrogate, reset,
-                           detach_reset, backend=backend)
+        with mixed:
+            current = tnf.linear(F, weight, bias)
+        return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
+                           backend=backend)
     from iirsnn.kernels.cpu.layer import SpikeLinear
 
     _checks.finite(x, "x")
     T, B = x.shape[:2]
-    X = SpikeLinear.apply(x.reshape(T * B, -1), weight).view(T, B, -1)
+    X = SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     return _current_side(X, bias, alpha, beta, lam, theta, float(threshold), surrogate, reset, detach_reset)
 
@@ -79,7 +98,7 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
                  beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                  threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
                  detach_reset: bool = False, stride=1, padding=0, dilation=1, groups: int = 1,
-                 backend: str | None = None) -> torch.Tensor:
+                 backend: str | None = None, precision: str = "fp32") -> torch.Tensor:
     """A convolutional spiking layer: x [T, B, C_in, *spatial] -> [T, B, C_out, *spatial'] spikes.
 
     weight [C_out, C_in/groups, *kernel] (1-D or 2-D), bias [C_out] or None, the conv options as in
@@ -92,13 +111,18 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     surrogate = get_surrogate(surrogate)
     T, B = x.shape[:2]
     opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    mixed = _autocast(precision, x)
     if not _fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
-        current = conv(F.flatten(0, 1), weight, bias, **opts).unflatten(0, (T, B))
-        return neuron_scan(current, leak, reset_decay, threshold, surrogate, reset, detach_reset, backend=backend)
+        with mixed:
+            current = conv(F.flatten(0, 1), weight, bias, **opts).unflatten(0, (T, B))
+        return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
+                           backend=backend)
     _checks.finite(x, "x")
-    X = conv(x.flatten(0, 1).contiguous(memory_format=torch.channels_last) if x.dim() == 5 else x.flatten(0, 1),
-             weight, None, **opts).unflatten(0, (T, B))
+    folded = x.flatten(0, 1).contiguous(memory_format=torch.channels_last) if x.dim() == 5 else x.flatten(0, 1)
+    with mixed:
+        X = conv(folded, weight, None, **opts).unflatten(0, (T, B))
+    X = X.to(x.dtype)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     threshold = float(threshold)
     if x.dim() == 4:  # 1-D: [T, B, C, L]

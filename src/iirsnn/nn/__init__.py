@@ -7,7 +7,7 @@ from zero state unless made ``stateful`` (see :func:`set_stateful`, :func:`reset
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.delay import Delay, DelayState
 from iirsnn.nn.dropout import Dropout
-from iirsnn.nn.layer import SpikingLayer
+from iirsnn.nn.layer import SpikingLayer, set_precision
 from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d
 from iirsnn.nn.reshape import Flatten
@@ -30,5 +30,6 @@ __all__ = [
     "SumPool2d",
     "SynapseFilter",
     "reset_states",
+    "set_precision",
     "set_stateful",
 ]

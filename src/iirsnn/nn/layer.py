@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from iirsnn.functional.layer import spiking_conv, spiking_linear
+from iirsnn.functional.layer import PRECISIONS, _autocast, spiking_conv, spiking_linear
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.synapse import SynapseFilter
@@ -18,14 +18,25 @@ class SpikingLayer(torch.nn.Module):
             ``Conv2d``) mapping filtered presynaptic spikes F to the input current I.
         synapse: the presynaptic :class:`SynapseFilter` (default: dual exponential, tau_m 4, tau_s 1).
         neuron: the :class:`LIFNeuron` (default: tau_m 4, threshold 1, filter reset).
+        precision: ``"fp32"`` (default) or ``"bf16-mixed"``: the connection's matmul or convolution
+            in bfloat16, the scans in float32 (see :mod:`iirsnn.functional.layer`).
     """
 
     def __init__(self, connection: torch.nn.Module, synapse: SynapseFilter | None = None,
-                 neuron: LIFNeuron | None = None) -> None:
+                 neuron: LIFNeuron | None = None, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.synapse = synapse if synapse is not None else SynapseFilter()
         self.connection = connection
         self.neuron = neuron if neuron is not None else LIFNeuron()
+        self.precision = precision
+
+    def _unfused(self, spikes: torch.Tensor) -> torch.Tensor:
+        filtered = self.synapse(spikes)
+        with _autocast(self.precision, spikes):
+            current = self.connection(filtered)
+        return self.neuron(current.to(filtered.dtype))
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         """spikes: [T, B, *in_shape] presynaptic spikes -> [T, B, *out_shape] output spikes.
@@ -36,15 +47,24 @@ class SpikingLayer(torch.nn.Module):
         syn, conn, neu = self.synapse, self.connection, self.neuron
         if syn.stateful or neu.stateful or neu.record_voltage or not isinstance(conn, (Linear, Conv1d, Conv2d)):
             # carried state lives on the presynaptic side, which the whole-layer functions do not keep
-            return neu(conn(syn(spikes)))
+            return self._unfused(spikes)
         common = dict(alpha=syn.alpha, beta=syn.beta, leak=neu.leak, reset_decay=neu.reset_decay,
                       threshold=neu.threshold, surrogate=neu.surrogate, reset=neu.reset,
-                      detach_reset=neu.detach_reset, backend=neu.backend or syn.backend)
+                      detach_reset=neu.detach_reset, backend=neu.backend or syn.backend, precision=self.precision)
         if isinstance(conn, Linear):
             conn.check_input(spikes)
             return spiking_linear(spikes, conn.weight, conn.bias, **common)
         if conn.padding_mode != "zeros":  # circular / reflect padding: the module's own forward pads
-            return neu(conn(syn(spikes)))
+            return self._unfused(spikes)
         conn.check_input(spikes)
         return spiking_conv(spikes, conn.weight, conn.bias, stride=conn.stride, padding=conn.padding,
                             dilation=conn.dilation, groups=conn.groups, **common)
+
+
+def set_precision(model: torch.nn.Module, precision: str) -> None:
+    """Set the precision (``"fp32"`` or ``"bf16-mixed"``) of every SpikingLayer inside ``model``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    for m in model.modules():
+        if isinstance(m, SpikingLayer):
+            m.precision = precision

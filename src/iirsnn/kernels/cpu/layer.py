@@ -25,7 +25,8 @@ class FusedFilterNeuron(torch.autograd.Function):
     """Current-side synapse filter (shared alpha, beta) + bias + neuron scan, from zero state.
 
     X: [T, B, *features] unfiltered current (contiguous); bias: broadcastable to features or None.
-    Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V).
+    Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V;
+    None when no input requires grad, as V is then needed by no backward).
     """
 
     @staticmethod
@@ -39,13 +40,15 @@ class FusedFilterNeuron(torch.autograd.Function):
         b, b_period = (None, 1) if bias is None else lane_params(bias.unsqueeze(0), lanes)
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
-        V, O = torch.empty_like(X), torch.empty_like(X)
+        O = torch.empty_like(X)
+        V = torch.empty_like(X) if any(ctx.needs_input_grad) else None  # inference: V is never stored
         run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V, O,
             lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, threads())
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
         ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
-        ctx.mark_non_differentiable(V)
+        if V is not None:
+            ctx.mark_non_differentiable(V)
         return O, V
 
     @staticmethod
@@ -126,16 +129,24 @@ def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float]:
     return SpikeMatrix(X, counts, nonbinary), density
 
 
+def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """a @ b, in bfloat16 with the result cast back to a's dtype when ``bf16``."""
+    if not bf16:
+        return a @ b
+    return (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).to(a.dtype)
+
+
 class SpikeLinear(torch.autograd.Function):
     """Y = X W^T for a mostly-zero X [R, N_in] (spikes), W [N_out, N_in].
 
     Below ``config.sparse_max_density`` the forward and the weight gradient are sums over the
     non-zeros of X (X's column index is kept for the backward); above it, GEMMs with X kept as
-    bytes when it is binary. The input gradient is always the GEMM G W.
+    bytes when it is binary. The input gradient is always the GEMM G W. ``bf16``: the GEMMs run in
+    bfloat16 (spikes are exact in it, weights and gradients are rounded); the sparse sums stay exact.
     """
 
     @staticmethod
-    def forward(ctx, X, weight):
+    def forward(ctx, X, weight, bf16: bool = False):
         X = X.contiguous()
         sparse, _ = spike_matrix(X)
         ctx.sparse = sparse is not None
@@ -146,17 +157,17 @@ class SpikeLinear(torch.autograd.Function):
             ctx.save_for_backward(weight, *[t for t in saved if t is not None])
             ctx.has_values = saved[2] is not None
         else:
-            Y = X @ weight.t()
+            Y = _mm(X, weight.t(), bf16)
             binary = need_w and bool(((X == 0) | (X == 1)).all())
             keep = (X.to(torch.uint8) if binary else X) if need_w else None
             ctx.save_for_backward(weight, *([keep] if keep is not None else []))
-        ctx.n_rows = X.shape[0]
+        ctx.bf16 = bf16
         return Y
 
     @staticmethod
     def backward(ctx, gY):
         weight, *saved = ctx.saved_tensors
-        gX = gY @ weight if ctx.needs_input_grad[0] else None
+        gX = _mm(gY, weight, ctx.bf16) if ctx.needs_input_grad[0] else None
         gW = None
         if ctx.needs_input_grad[1]:
             if ctx.sparse:
@@ -168,5 +179,5 @@ class SpikeLinear(torch.autograd.Function):
                                             weight.shape[0], threads())
                 gW = gWT.t()
             else:
-                gW = gY.t() @ saved[0].to(gY.dtype)
-        return gX, gW
+                gW = _mm(gY.t(), saved[0].to(gY.dtype), ctx.bf16)
+        return gX, gW, None

@@ -309,7 +309,7 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
 
 /* Fused synapse filter + bias + neuron on the current side of a layer (shared coefficients):
  *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
- *   neuron_forward, from zero state. F and I are never stored: only V and O are written. */
+ *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL) and O are written. */
 void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, const double *beta, int64_t Q,
                                const SCALAR *bias, int64_t bias_period, SCALAR *V, SCALAR *O, const SCALAR *leak,
                                int64_t leak_period, const SCALAR *theta, int64_t theta_period, double threshold,
@@ -319,7 +319,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], ring[K * CHUNK];
+        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], ring[K * CHUNK], vscratch[CHUNK];
         for (int64_t i = 0; i < n; i++) {
             v[i] = 0;
             s[i] = 0;
@@ -347,7 +347,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
                 SCALAR *dst = ring + (t % K) * CHUNK;
                 for (int64_t i = 0; i < n; i++) dst[i] = f[i];
             }
-            SCALAR *Vt = V + t * L + c0, *Ot = O + t * L + c0;
+            SCALAR *Vt = V ? V + t * L + c0 : vscratch, *Ot = O + t * L + c0; /* V is NULL without a backward */
             if (!hard) {
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) {
