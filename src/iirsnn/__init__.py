@@ -4,7 +4,9 @@ Subpackages: :mod:`iirsnn.functional` (pure tensor functions), :mod:`iirsnn.nn` 
 :mod:`iirsnn.models` (networks from the paper's notation), :mod:`iirsnn.kernels` (scan backends).
 """
 
-from iirsnn import config, functional, kernels, models, nn
+from iirsnn import _malloc, config, functional, kernels, models, nn
+
+_malloc.tune()
 
 __version__ = "0.1.0"
 
