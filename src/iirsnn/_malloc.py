@@ -31,5 +31,6 @@ def tune() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))  # an int: the largest
+    largest_int = 2**31 - 1  # mallopt takes a C int
+    applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, largest_int))
     return applied
