@@ -4,12 +4,14 @@
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
 
-#define CHUNK 128
+#define CHUNK 256
+#define PREFETCH 2 /* time steps ahead */
 enum { SURR_GAUSSIAN = 0, SURR_FAST_SIGMOID = 1, SURR_SIGMOID = 2, SURR_ARCTAN = 3, SURR_TRIANGLE = 4 };
 
 /* vector variants from glibc's libmvec, so that loops calling exp vectorise without -ffast-math */

@@ -7,6 +7,12 @@
  * lane % period (period 1: shared; period N: per feature, repeated over the batch).
  */
 
+/* Ask for the n values at p ahead of use: the rows of one lane block at successive time steps lie L
+ * values apart, on different pages, where the hardware prefetchers do not follow. */
+static inline void FN(prefetch_row)(const SCALAR *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 64 / (int64_t)sizeof(SCALAR)) __builtin_prefetch(p + i, 0, 3);
+}
+
 /* eps[i] = surrogate derivative at V[i] - th, for n lanes (vectorised; libmvec provides exp). */
 static inline void FN(surrogate_row)(int kind, SCALAR p, SCALAR th, const SCALAR *restrict V,
                                      SCALAR *restrict eps, int64_t n) {
@@ -212,7 +218,8 @@ void FN(filter_forward)(const SCALAR *x, const SCALAR *x_hist, const SCALAR *f_h
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR al[(P > 0 ? P : 1) * CHUNK], be[(Q + 1) * CHUNK];
+        /* per-lane coefficients of this block on the heap: P and Q are unbounded (long axonal delays) */
+        SCALAR *al = malloc(sizeof(SCALAR) * (size_t)((P > 0 ? P : 1) + Q + 1) * CHUNK), *be = al + (P > 0 ? P : 1) * CHUNK;
         FN(lane_coefficients)(alpha, P, period, c0, n, al);
         FN(lane_coefficients)(beta, Q + 1, period, c0, n, be);
         for (int64_t t = 0; t < T; t++) {
@@ -233,6 +240,7 @@ void FN(filter_forward)(const SCALAR *x, const SCALAR *x_hist, const SCALAR *f_h
                 for (int64_t i = 0; i < n; i++) Ft[i] += a[i] * src[i];
             }
         }
+        free(al);
     }
 }
 
@@ -246,7 +254,8 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR al[(P > 0 ? P : 1) * CHUNK], be[(Q + 1) * CHUNK];
+        /* per-lane coefficients of this block on the heap: P and Q are unbounded (long axonal delays) */
+        SCALAR *al = malloc(sizeof(SCALAR) * (size_t)((P > 0 ? P : 1) + Q + 1) * CHUNK), *be = al + (P > 0 ? P : 1) * CHUNK;
         FN(lane_coefficients)(alpha, P, period, c0, n, al);
         FN(lane_coefficients)(beta, Q + 1, period, c0, n, be);
         for (int64_t t = T - 1; t >= 0; t--) {
@@ -304,6 +313,7 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 for (int64_t i = 0; i < n; i++) acc[i] += Gt[i] * src[i];
             }
         }
+        free(al);
     }
 }
 
@@ -319,7 +329,8 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], ring[K * CHUNK], vscratch[CHUNK];
+        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], vscratch[CHUNK];
+        SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* the last P outputs of the filter */
         for (int64_t i = 0; i < n; i++) {
             v[i] = 0;
             s[i] = 0;
@@ -331,6 +342,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
         for (int64_t t = 0; t < T; t++) {
             const SCALAR b0 = (SCALAR)beta[0];
             const SCALAR *Xt = X + t * L + c0;
+            if (t + PREFETCH < T) FN(prefetch_row)(Xt + PREFETCH * L, n);
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) f[i] = b0 * Xt[i];
             for (int64_t q = 1; q <= Q && q <= t; q++) {
@@ -370,6 +382,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
                 }
             }
         }
+        free(ring);
     }
 }
 
@@ -387,8 +400,8 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], ab[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK],
-            vp[CHUNK], ring[K * CHUNK];
+        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], ab[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK], vp[CHUNK];
+        SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* G[t .. t + max(P, Q)] */
         for (int64_t i = 0; i < n; i++) {
             gvn[i] = 0;
             gs[i] = 0;
@@ -402,6 +415,10 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
         for (int64_t t = T - 1; t >= 0; t--) {
             const int64_t off = t * L + c0;
             const SCALAR *Vt = V + off, *gOt = gO + off;
+            if (t - PREFETCH >= 0) {
+                FN(prefetch_row)(Vt - PREFETCH * L, n);
+                FN(prefetch_row)(gOt - PREFETCH * L, n);
+            }
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
             if (t > 0) {
                 const SCALAR *Vp = Vt - L;
@@ -463,5 +480,6 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
             acc_bias[c0 + i] = ab[i];
             if (acc_theta) acc_theta[c0 + i] = at[i];
         }
+        free(ring);
     }
 }
