@@ -1,4 +1,4 @@
-"""Command line: ``iirsnn demo`` (the embedded default job) and ``iirsnn info``."""
+"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn bench`` and ``iirsnn info``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from iirsnn.benchmark import format_report, run
+
+    report = run(args.workloads, args.sweeps, steps=args.steps, quick=args.quick, precision=args.precision,
+                 json_path=args.json)
+    print(format_report(report))
+    if args.json:
+        print(f"results written to {args.json}")
+    return 1 if any("error" in row for row in report["rows"]) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iirsnn", description="Spiking neural networks as networks of IIR filters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="directory for weights and metrics (written atomically)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
+    from iirsnn.benchmark import SWEEPS, WORKLOADS, names_type, positive_int
+
+    bench = sub.add_parser("bench", help="time and peak memory of training and inference: workloads with their "
+                           "dense floors, scaling curves in T, batch, width and spike density, throughput")
+    bench.add_argument("--workloads", type=names_type(list(WORKLOADS)), default=list(WORKLOADS),
+                       help=f"comma separated, default {','.join(WORKLOADS)}")
+    bench.add_argument("--sweeps", type=names_type(list(SWEEPS), allow_none=True), default=list(SWEEPS),
+                       help=f"comma separated or none, default {','.join(SWEEPS)}")
+    bench.add_argument("--steps", type=positive_int, default=None, help="timed training steps (default: per workload)")
+    bench.add_argument("--quick", action="store_true", help="tiny networks: a smoke run, about 3 s per measurement")
+    bench.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (atomically)")
+    bench.add_argument("--precision", default="fp32",
+                       help="passed to from_spec unless fp32; an option it rejects is reported as an error row")
+    bench.set_defaults(func=_bench)
     info = sub.add_parser("info", help="versions, backends and settings")
     info.set_defaults(func=_info)
     return parser

@@ -30,7 +30,7 @@ _SIGNATURES = {
     "csr_count": [_p, _i64, _i64, _p, _i32],
     "csr_fill": [_p, _i64, _i64, _p, _p, _p, _i32],
     "spmm_csr": [_p, _p, _p, _p, _p, _i64, _i64, _i32],
-    "spmm_csc": [_p, _p, _p, _p, _p, _i64, _i64, _i32],
+    "spmm_csc": [_p, _p, _p, _p, _p, _i64, _i64, _i64, _i32],
     "csr_to_csc": [_p, _p, _p, _i64, _i64, _p, _p, _p, _p, _i32],
 }
 _RETURNS = {"csr_count": ctypes.c_int}

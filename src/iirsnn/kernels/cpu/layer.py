@@ -177,8 +177,8 @@ class SpikeLinear(torch.autograd.Function):
                 cval = saved[2] if ctx.has_values else None
                 G = gY.contiguous()
                 gWT = G.new_empty((weight.shape[1], weight.shape[0]))
-                run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, weight.shape[1],
-                                            weight.shape[0], threads())
+                n_in, n_out = weight.shape[1], weight.shape[0]
+                run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, n_in, n_out, G.shape[0], threads())
                 gW = gWT.t()
             else:
                 gW = _mm(gY.t(), saved[0].to(gY.dtype), ctx.bf16)
