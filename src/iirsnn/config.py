@@ -3,14 +3,21 @@
 check_finite
     Check inputs of the filter and neuron scans for NaN/Inf (default True). The check is one sum
     over the tensor; a non-finite input would otherwise silently stop a neuron from spiking.
+precision
+    Default precision of ``from_spec`` networks (see below).
 backend
     Default backend of the scans: ``"auto"`` picks the fastest available one for the tensor's
     device; ``"torch"`` (portable, hand-written backward) and ``"reference"`` (plain autograd
     through a step-by-step loop, the ground truth of the tests) can be forced.
 """
 
+import os
+
 check_finite: bool = True
 backend: str = "auto"
+precision: str = os.environ.get("IIRSNN_PRECISION", "fp32")
+"""Default precision of networks built by ``iirsnn.models.from_spec`` (``"fp32"`` or ``"bf16-mixed"``);
+the environment variable IIRSNN_PRECISION sets it, e.g. to run an outside benchmark in bf16-mixed."""
 sparse_max_density: float = 0.25
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
 backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
+from iirsnn import config
 from iirsnn import nn as inn
 from iirsnn.init import fluctuation_init_
 
@@ -52,7 +53,7 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "stateful": False,
     "backend": None,
     "init": "fluctuation",  # "fluctuation" (iirsnn.init.fluctuation_init_, keeps deep nets active) or "torch"
-    "precision": "fp32",  # or "bf16-mixed": matmuls and convolutions in bfloat16, scans in float32
+    "precision": None,  # "fp32" or "bf16-mixed" (matmuls and convolutions in bfloat16); None: config.precision
 }
 
 
@@ -108,6 +109,8 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; valid options: {sorted(DEFAULT_OPTIONS)}")
     opts = {**DEFAULT_OPTIONS, **options}
+    if opts["precision"] is None:
+        opts["precision"] = config.precision
     if opts["init"] not in ("fluctuation", "torch"):
         raise ValueError(f"init must be 'fluctuation' or 'torch', got {opts['init']!r}")
     if opts["pool"] not in _POOLS:
