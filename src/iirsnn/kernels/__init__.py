@@ -4,11 +4,13 @@
 ``reference``   plain step-by-step equations differentiated by autograd (ground truth)
 ``torch``       portable torch code with the hand-written backward of DESIGN.md sec. 2
 ``cpu``         the same backward as fused scans in compiled C (float32/float64 CPU tensors)
+``gpu``         the time loops as Triton kernels (CUDA tensors; CPU under TRITON_INTERPRET=1)
 ==============  ====================================================================
 
 ``"auto"`` (the default, see ``iirsnn.config.backend``) picks the fastest backend available for
-the tensor: ``cpu`` for float32/float64 CPU tensors when its kernels compile, else ``torch``. Every
-backend is tested against ``reference`` in float64.
+the tensor: ``gpu`` for CUDA tensors when Triton is installed, ``cpu`` for float32/float64 CPU
+tensors when its kernels compile, else ``torch``. Every backend is tested against ``reference``
+in float64.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ import warnings
 import torch
 
 from iirsnn import config
-from iirsnn.kernels import cpu, reference, torch_filter, torch_neuron
+from iirsnn.kernels import cpu, gpu, reference, torch_filter, torch_neuron
 from iirsnn.kernels.cpu import scans as cpu_scans
 
 _FILTERS = {"reference": reference.synapse_filter, "torch": torch_filter.synapse_filter,
             "cpu": cpu_scans.synapse_filter}
 _NEURONS = {"reference": reference.neuron_scan, "torch": torch_neuron.neuron_scan, "cpu": cpu_scans.neuron_scan}
-BACKENDS = ("auto", *_FILTERS)
+BACKENDS = ("auto", *_FILTERS, "gpu")
+
+
+def _gpu(kind: str):
+    """The Triton implementation (imported on first use: Triton is optional and slow to import)."""
+    from iirsnn.kernels.gpu import scans as gpu_scans
+
+    return gpu_scans.synapse_filter if kind == "filter" else gpu_scans.neuron_scan
 _warned: set[str] = set()
 
 
@@ -35,6 +44,11 @@ def resolve(backend: str | None, tensor: torch.Tensor) -> str:
         raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
     if name == "cpu" and not cpu.available():
         raise RuntimeError(f"the compiled cpu backend is unavailable: {cpu.unavailable_reason()}")
+    if name == "gpu" and not gpu.available_for(tensor.device.type):
+        raise RuntimeError("the gpu backend needs Triton (pip install iirsnn[gpu]) and a CUDA tensor "
+                           "(or TRITON_INTERPRET=1 for CPU tensors)")
+    if name == "auto" and tensor.device.type == "cuda" and gpu.available_for("cuda"):
+        return "gpu"
     if name in ("auto", "cpu"):
         if cpu_scans.supports(tensor) and cpu.available():
             return "cpu"
@@ -48,12 +62,14 @@ def resolve(backend: str | None, tensor: torch.Tensor) -> str:
 
 def synapse_filter_impl(backend: str | None, tensor: torch.Tensor):
     """The synapse-filter function of ``backend`` for ``tensor`` (None: ``iirsnn.config.backend``)."""
-    return _FILTERS[resolve(backend, tensor)]
+    name = resolve(backend, tensor)
+    return _gpu("filter") if name == "gpu" else _FILTERS[name]
 
 
 def neuron_scan_impl(backend: str | None, tensor: torch.Tensor):
     """The neuron-scan function of ``backend`` for ``tensor`` (None: ``iirsnn.config.backend``)."""
-    return _NEURONS[resolve(backend, tensor)]
+    name = resolve(backend, tensor)
+    return _gpu("neuron") if name == "gpu" else _NEURONS[name]
 
 
 __all__ = ["BACKENDS", "neuron_scan_impl", "resolve", "synapse_filter_impl"]

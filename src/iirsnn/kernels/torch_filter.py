@@ -35,63 +35,75 @@ def _feedback_backward(g: torch.Tensor, alpha: torch.Tensor, P: int) -> None:
             row.addcmul_(alpha[p - 1], g[t + p])
 
 
-class SynapseFilterFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, alpha, beta, f_hist, x_hist):
-        P, Q, T = alpha.shape[0], beta.shape[0] - 1, x.shape[0]
-        xbuf = torch.cat([x_hist, x]) if Q else x
-        fbuf = torch.empty((P + T, *x.shape[1:]), dtype=x.dtype, device=x.device)
-        fbuf[:P] = f_hist
-        out = fbuf[P:]
-        torch.mul(xbuf[Q:], beta[0], out=out)
-        for q in range(1, Q + 1):
-            out.addcmul_(beta[q], xbuf[Q - q:Q - q + T])
-        _feedback_forward(fbuf, alpha, P)
-        ctx.save_for_backward(
-            alpha, beta,
-            fbuf if ctx.needs_input_grad[1] else None,
-            xbuf if ctx.needs_input_grad[2] else None,
-        )
-        ctx.shapes = (P, Q, T)
-        return out, fbuf[T:].clone(), xbuf[T:].clone()
+def filter_function(feedback_forward, feedback_backward) -> type[torch.autograd.Function]:
+    """The synapse-filter autograd function with the given recursions (this module's, or a GPU kernel's).
 
-    @staticmethod
-    def backward(ctx, gF, g_f_last, g_x_last):
-        alpha, beta, fbuf, xbuf = ctx.saved_tensors
-        P, Q, T = ctx.shapes
-        gfull = torch.zeros((P + T, *gF.shape[1:]), dtype=gF.dtype, device=gF.device)
-        gfull[P:] = gF
-        if P:
-            gfull[T:] += g_f_last
-        G = gfull[P:]
-        _feedback_backward(G, alpha, P)
-        g_x = g_alpha = g_beta = g_fh = g_xh = None
-        if ctx.needs_input_grad[1]:
-            g_alpha = torch.stack([sum_to_shape(G * fbuf[P - p:P - p + T], alpha.shape[1:])
-                                   for p in range(1, P + 1)]) if P else torch.zeros_like(alpha)
-        if ctx.needs_input_grad[2]:
-            g_beta = torch.stack([sum_to_shape(G * xbuf[Q - q:Q - q + T], beta.shape[1:])
-                                  for q in range(Q + 1)])
-        if ctx.needs_input_grad[3] and P:
-            # history entry j is F[j - P]; it feeds outputs t = j - P + p for p = 1..P
-            g_fh = gfull[:P].clone()
-            for j in range(P):
-                for p in range(P - j, P + 1):
-                    t = j - P + p
-                    if t < T:
-                        g_fh[j].addcmul_(alpha[p - 1], G[t])
-        elif ctx.needs_input_grad[3]:
-            g_fh = torch.zeros_like(gfull[:0])
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[4]:
-            # gxbuf[i] = sum_q beta_q G[i - Q + q], i over history (i < Q) and inputs
-            Gp = torch.nn.functional.pad(G, [0, 0] * (G.dim() - 1) + [Q, Q]) if Q else G
-            gxbuf = Gp[:Q + T] * beta[0]
+    feedback_forward(fbuf [P+T, ...], alpha [P, *bshape], P) and feedback_backward(G [T, ...], alpha, P)
+    run, in place, the only two loops over time; everything else is whole-sequence tensor algebra.
+    """
+
+    class SynapseFilterFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, alpha, beta, f_hist, x_hist):
+            P, Q, T = alpha.shape[0], beta.shape[0] - 1, x.shape[0]
+            xbuf = torch.cat([x_hist, x]) if Q else x
+            fbuf = torch.empty((P + T, *x.shape[1:]), dtype=x.dtype, device=x.device)
+            fbuf[:P] = f_hist
+            out = fbuf[P:]
+            torch.mul(xbuf[Q:], beta[0], out=out)
             for q in range(1, Q + 1):
-                gxbuf.addcmul_(beta[q], Gp[q:q + Q + T])
-            if Q:
-                gxbuf[T:] += g_x_last
-            g_x, g_xh = gxbuf[Q:], gxbuf[:Q]
-        return g_x, g_alpha, g_beta, g_fh, g_xh
+                out.addcmul_(beta[q], xbuf[Q - q:Q - q + T])
+            feedback_forward(fbuf, alpha, P)
+            ctx.save_for_backward(
+                alpha, beta,
+                fbuf if ctx.needs_input_grad[1] else None,
+                xbuf if ctx.needs_input_grad[2] else None,
+            )
+            ctx.shapes = (P, Q, T)
+            return out, fbuf[T:].clone(), xbuf[T:].clone()
+
+        @staticmethod
+        def backward(ctx, gF, g_f_last, g_x_last):
+            alpha, beta, fbuf, xbuf = ctx.saved_tensors
+            P, Q, T = ctx.shapes
+            gfull = torch.zeros((P + T, *gF.shape[1:]), dtype=gF.dtype, device=gF.device)
+            gfull[P:] = gF
+            if P:
+                gfull[T:] += g_f_last
+            G = gfull[P:]
+            feedback_backward(G, alpha, P)
+            g_x = g_alpha = g_beta = g_fh = g_xh = None
+            if ctx.needs_input_grad[1]:
+                g_alpha = torch.stack([sum_to_shape(G * fbuf[P - p:P - p + T], alpha.shape[1:])
+                                       for p in range(1, P + 1)]) if P else torch.zeros_like(alpha)
+            if ctx.needs_input_grad[2]:
+                g_beta = torch.stack([sum_to_shape(G * xbuf[Q - q:Q - q + T], beta.shape[1:])
+                                      for q in range(Q + 1)])
+            if ctx.needs_input_grad[3] and P:
+                # history entry j is F[j - P]; it feeds outputs t = j - P + p for p = 1..P
+                g_fh = gfull[:P].clone()
+                for j in range(P):
+                    for p in range(P - j, P + 1):
+                        t = j - P + p
+                        if t < T:
+                            g_fh[j].addcmul_(alpha[p - 1], G[t])
+            elif ctx.needs_input_grad[3]:
+                g_fh = torch.zeros_like(gfull[:0])
+            if ctx.needs_input_grad[0] or ctx.needs_input_grad[4]:
+                # gxbuf[i] = sum_q beta_q G[i - Q + q], i over history (i < Q) and inputs
+                Gp = torch.nn.functional.pad(G, [0, 0] * (G.dim() - 1) + [Q, Q]) if Q else G
+                gxbuf = Gp[:Q + T] * beta[0]
+                for q in range(1, Q + 1):
+                    gxbuf.addcmul_(beta[q], Gp[q:q + Q + T])
+                if Q:
+                    gxbuf[T:] += g_x_last
+                g_x, g_xh = gxbuf[Q:], gxbuf[:Q]
+            return g_x, g_alpha, g_beta, g_fh, g_xh
+
+    return SynapseFilterFunction
+
+
+SynapseFilterFunction = filter_function(_feedback_forward, _feedback_backward)
 
 
 def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
