@@ -80,6 +80,8 @@ _DERIVATIVES = {
     "arctan": _arctan,
     "triangle": _triangle,
 }
+#: the number by which the compiled and GPU kernels know each kind (kernels/cpu/scans.c, kernels/gpu)
+SURROGATE_CODES = {"gaussian": 0, "fast_sigmoid": 1, "sigmoid": 2, "arctan": 3, "triangle": 4}
 _DEFAULT_PARAMS = {"gaussian": 0.4, "fast_sigmoid": 25.0, "sigmoid": 4.0, "arctan": 2.0, "triangle": 1.0}
 _ALIASES = {"erfc": "gaussian"}
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import torch
 
 from iirsnn import config
-from iirsnn.functional.surrogates import Surrogate
+from iirsnn.functional.surrogates import SURROGATE_CODES, Surrogate
 from iirsnn.kernels._util import sum_to_shape
-from iirsnn.kernels.cpu.scans import SURROGATE_CODES, lane_params, run, threads
+from iirsnn.kernels.cpu.scans import run, threads
+from iirsnn.kernels.lanes import lane_params
 
 
 class FusedFilterNeuron(torch.autograd.Function):

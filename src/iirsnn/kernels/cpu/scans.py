@@ -11,11 +11,12 @@ import ctypes
 
 import torch
 
-from iirsnn.functional.surrogates import Surrogate
+from iirsnn.functional.surrogates import SURROGATE_CODES
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.cpu import library
+from iirsnn.kernels.lanes import lane_params
+from iirsnn.kernels.neuron_function import NeuronLaunchers, neuron_function
 
-SURROGATE_CODES = {"gaussian": 0, "fast_sigmoid": 1, "sigmoid": 2, "arctan": 3, "triangle": 4}
 DTYPES = {torch.float32: "_f32", torch.float64: "_f64"}
 
 
@@ -34,71 +35,24 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-def lane_params(params: torch.Tensor, lanes: torch.Size) -> tuple[torch.Tensor, int]:
-    """Per-lane values of ``params`` [K, *bshape] (bshape broadcasting to ``lanes`` = [B, *features]).
-
-    Returns (a contiguous [K, period] tensor, period): lane l uses column l % period; period is 1
-    (shared), prod(features) (per feature, the same for every sample) or L (varies over the batch).
-    """
-    K, bshape = params.shape[0], params.shape[1:]
-    if K == 0 or all(n == 1 for n in bshape):
-        return params.reshape(K, 1).contiguous(), 1
-    if len(bshape) == len(lanes) and bshape[0] != 1:
-        full = torch.broadcast_to(params, (K, *lanes))
-    else:
-        trailing = bshape[1:] if len(bshape) == len(lanes) else bshape
-        full = torch.broadcast_to(params.reshape(K, *trailing), (K, *lanes[1:]))
-    return full.reshape(K, -1).contiguous(), full[0].numel()
+def _forward(cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period, threshold, hard):
+    T, L = cur.shape[0], cur[0].numel()
+    run("neuron_forward", cur.dtype, cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period,
+        threshold, int(hard), T, L, threads())
 
 
-class CpuNeuronScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, current, leak, reset_decay, v0, s0, threshold: float, surrogate: Surrogate, reset: str,
-                detach_reset: bool):
-        ctx.set_materialize_grads(False)
-        cur = current.contiguous()
-        T, lanes = cur.shape[0], cur.shape[1:]
-        L = lanes.numel()
-        lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
-        theta, theta_period = lane_params(reset_decay.unsqueeze(0), lanes)
-        v0c, s0c = v0.contiguous(), s0.contiguous()
-        V, O = torch.empty_like(cur), torch.empty_like(cur)
-        v_last, s_last = torch.empty_like(v0c), torch.empty_like(s0c)
-        run("neuron_forward", cur.dtype, cur, V, O, v0c, s0c, v_last, s_last,
-                                            lam, lam_period, theta, theta_period, threshold,
-                                            int(reset == "hard"), T, L, threads())
-        ctx.save_for_backward(V, leak, reset_decay, v0c, s0c, lam, theta)
-        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
-        return O, V, v_last, s_last
+def _reset_trace(V, s0, theta, theta_period, threshold, S_prev):
+    run("reset_trace", V.dtype, V, s0, theta, theta_period, threshold, S_prev, V.shape[0], V[0].numel(), threads())
 
-    @staticmethod
-    def backward(ctx, gO, gVout, g_vlast, g_slast):
-        V, leak, reset_decay, v0, s0, lam, theta = ctx.saved_tensors
-        threshold, surrogate, reset, detach_reset, lam_period, theta_period = ctx.options
-        T, lanes = V.shape[0], V.shape[1:]
-        L = lanes.numel()
-        gO = torch.zeros_like(V) if gO is None else gO.contiguous()
-        gVout = None if gVout is None else gVout.contiguous()
-        g_vlast = torch.zeros_like(v0) if g_vlast is None else g_vlast.contiguous()
-        g_slast = torch.zeros_like(s0) if g_slast is None else g_slast.contiguous()
-        hard = reset == "hard"
-        need_theta = ctx.needs_input_grad[2] and not hard
-        S_prev = acc_theta = None
-        if need_theta:
-            S_prev = torch.empty_like(V)
-            run("reset_trace", V.dtype, V, s0, theta, theta_period, threshold, S_prev, T, L,
-                                           threads())
-            acc_theta = torch.empty_like(v0)
-        gI, g_v0, g_s0, acc_leak = torch.empty_like(V), torch.empty_like(v0), torch.empty_like(s0), torch.empty_like(v0)
-        run("neuron_backward", V.dtype, gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period,
-            theta, theta_period, threshold, int(hard), int(detach_reset), SURROGATE_CODES[surrogate.kind],
-            float(surrogate.param), S_prev, gI, g_v0, g_s0, acc_leak, acc_theta,
-            T, L, threads())
-        g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[1] else None
-        g_theta = None
-        if ctx.needs_input_grad[2]:
-            g_theta = sum_to_shape(acc_theta, reset_decay.shape) if need_theta else torch.zeros_like(reset_decay)
-        return gI, g_leak, g_theta, g_v0, g_s0, None, None, None, None
+
+def _backward(gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period, threshold, hard, detach,
+              surrogate, S_prev, gI, g_v0, g_s0, acc_leak, acc_theta):
+    run("neuron_backward", V.dtype, gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period,
+        threshold, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gI, g_v0,
+        g_s0, acc_leak, acc_theta, V.shape[0], V[0].numel(), threads())
+
+
+CpuNeuronScan = neuron_function(NeuronLaunchers(_forward, _reset_trace, _backward))
 
 
 def neuron_scan(current, leak, reset_decay, threshold, surrogate, reset, detach_reset, v0, s0):
