@@ -52,6 +52,82 @@ static inline void FN(surrogate_row)(int kind, SCALAR p, SCALAR th, const SCALAR
     }
 }
 
+/* One time step of the neuron for n lanes, from the input current row `cur`: updates the state v, s in place and
+ * writes the potential and the spikes (the equations of neuron_forward). */
+static inline void FN(neuron_step)(int64_t n, int hard, SCALAR th, const SCALAR *restrict lam,
+                                   const SCALAR *restrict dec, const SCALAR *restrict cur, SCALAR *restrict v,
+                                   SCALAR *restrict s, SCALAR *restrict Vt, SCALAR *restrict Ot) {
+    if (!hard) {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR vv = lam[i] * v[i] + cur[i] - th * s[i];
+            SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+            s[i] = dec[i] * s[i] + o;
+            v[i] = vv;
+            Vt[i] = vv;
+            Ot[i] = o;
+        }
+    } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + cur[i];
+            SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
+            s[i] = o;
+            v[i] = vv;
+            Vt[i] = vv;
+            Ot[i] = o;
+        }
+    }
+}
+
+/* One step of the adjoint, backwards in time, for n lanes (DESIGN.md sec. 2): from dL/dO[t] (gO), an optional direct
+ * dL/dV[t] (gVdirect), eps[t], V[t] and the decayed previous potential vp = V'[t-1], updates gvn (dL/dV[t+1] in,
+ * dL/dV[t] out), gs (the reset-trace adjoint) and al (sum gV V'), and writes dL/dV[t] to out. At the last step
+ * (`last`), g_vlast and g_slast (may be NULL) are the gradients of the returned state. */
+static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int last, SCALAR th,
+                                           const SCALAR *restrict lam, const SCALAR *restrict dec,
+                                           const SCALAR *restrict eps, const SCALAR *restrict gO,
+                                           const SCALAR *restrict gVdirect, const SCALAR *restrict g_vlast,
+                                           const SCALAR *restrict g_slast, const SCALAR *restrict Vt,
+                                           const SCALAR *restrict vp, SCALAR *restrict gvn, SCALAR *restrict gs,
+                                           SCALAR *restrict al, SCALAR *restrict out) {
+    if (!hard) {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR gv = eps[i] * gO[i] + (gVdirect ? gVdirect[i] : (SCALAR)0);
+            if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
+            else if (g_vlast) gv += g_vlast[i];
+            if (!detach) gv += eps[i] * gs[i];
+            gv += lam[i] * gvn[i];
+            al[i] += gv * vp[i];
+            out[i] = gv;
+            gvn[i] = gv;
+        }
+    } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            SCALAR gv = eps[i] * gO[i] + (gVdirect ? gVdirect[i] : (SCALAR)0);
+            if (last) {
+                if (g_vlast) gv += g_vlast[i] + eps[i] * g_slast[i];
+            } else {
+                const SCALAR nxt = lam[i] * gvn[i];
+                if (!detach) gv -= eps[i] * nxt * Vt[i];
+                gv += Vt[i] > th ? (SCALAR)0 : nxt;
+            }
+            al[i] += gv * vp[i];
+            out[i] = gv;
+            gvn[i] = gv;
+        }
+    }
+}
+
+/* vp[i] = V'[t-1], the decayed previous potential that multiplies leak at step t (hard reset: zero after a spike). */
+static inline void FN(previous_potential)(int64_t n, int hard, SCALAR th, const SCALAR *restrict Vp,
+                                          SCALAR *restrict vp) {
+    if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = Vp[i];
+    else for (int64_t i = 0; i < n; i++) vp[i] = Vp[i] > th ? (SCALAR)0 : Vp[i];
+}
+
 /* V[t] = leak V[t-1] + I[t] - th S[t-1], O[t] = V[t] > th, S[t] = theta S[t-1] + O[t]   (reset filter)
  * V[t] = leak V[t-1] (1 - O[t-1]) + I[t], O[t] = V[t] > th, S[t] = O[t]                  (hard reset) */
 void FN(neuron_forward)(const SCALAR *I, SCALAR *V, SCALAR *O, const SCALAR *v0, const SCALAR *s0,
@@ -69,31 +145,8 @@ void FN(neuron_forward)(const SCALAR *I, SCALAR *V, SCALAR *O, const SCALAR *v0,
             lam[i] = leak[(c0 + i) % leak_period];
             dec[i] = theta[(c0 + i) % theta_period];
         }
-        for (int64_t t = 0; t < T; t++) {
-            const SCALAR *It = I + t * L + c0;
-            SCALAR *Vt = V + t * L + c0, *Ot = O + t * L + c0;
-            if (!hard) {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR vv = lam[i] * v[i] + It[i] - th * s[i];
-                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
-                    s[i] = dec[i] * s[i] + o;
-                    v[i] = vv;
-                    Vt[i] = vv;
-                    Ot[i] = o;
-                }
-            } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + It[i];
-                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
-                    s[i] = o;
-                    v[i] = vv;
-                    Vt[i] = vv;
-                    Ot[i] = o;
-                }
-            }
-        }
+        for (int64_t t = 0; t < T; t++)
+            FN(neuron_step)(n, hard, th, lam, dec, I + t * L + c0, v, s, V + t * L + c0, O + t * L + c0);
         for (int64_t i = 0; i < n; i++) {
             v_last[c0 + i] = v[i];
             s_last[c0 + i] = s[i];
@@ -128,46 +181,15 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
             const SCALAR *Vt = V + off, *gOt = gO + off;
             SCALAR *gIt = gI + off;
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
-            /* the decayed previous potential V'[t-1] that multiplies leak at step t */
             if (t > 0) {
-                const SCALAR *Vp = Vt - L;
-                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = Vp[i];
-                else for (int64_t i = 0; i < n; i++) vp[i] = Vp[i] > th ? (SCALAR)0 : Vp[i];
+                FN(previous_potential)(n, hard, th, Vt - L, vp);
             } else {
-                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = v0[c0 + i];
-                else for (int64_t i = 0; i < n; i++) vp[i] = v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]);
+                for (int64_t i = 0; i < n; i++) vp[i] = hard ? v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]) : v0[c0 + i];
             }
-            const int last = t == T - 1;
-            if (!hard) {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR gv = eps[i] * gOt[i] + (gVout ? gVout[off + i] : (SCALAR)0);
-                    if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
-                    else gv += g_vlast[c0 + i];
-                    if (!detach) gv += eps[i] * gs[i];
-                    gv += lam[i] * gvn[i];
-                    al[i] += gv * vp[i];
-                    gIt[i] = gv;
-                    gvn[i] = gv;
-                }
-                if (acc_theta)
-                    for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
-            } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR gv = eps[i] * gOt[i] + (gVout ? gVout[off + i] : (SCALAR)0);
-                    if (last) {
-                        gv += g_vlast[c0 + i] + eps[i] * g_slast[c0 + i];
-                    } else {
-                        const SCALAR nxt = lam[i] * gvn[i];
-                        if (!detach) gv -= eps[i] * nxt * Vt[i];
-                        gv += Vt[i] > th ? (SCALAR)0 : nxt;
-                    }
-                    al[i] += gv * vp[i];
-                    gIt[i] = gv;
-                    gvn[i] = gv;
-                }
-            }
+            FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, gVout ? gVout + off : NULL,
+                                    g_vlast + c0, g_slast + c0, Vt, vp, gvn, gs, al, gIt);
+            if (acc_theta && !hard)
+                for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
         }
         for (int64_t i = 0; i < n; i++) {
             const int64_t l = c0 + i;
@@ -359,28 +381,10 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
                 SCALAR *dst = ring + (t % K) * CHUNK;
                 for (int64_t i = 0; i < n; i++) dst[i] = f[i];
             }
-            SCALAR *Vt = V ? V + t * L + c0 : vscratch, *Ot = O + t * L + c0; /* V is NULL without a backward */
-            if (!hard) {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR vv = lam[i] * v[i] + (f[i] + b[i]) - th * s[i];
-                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
-                    s[i] = dec[i] * s[i] + o;
-                    v[i] = vv;
-                    Vt[i] = vv;
-                    Ot[i] = o;
-                }
-            } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + (f[i] + b[i]);
-                    SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
-                    s[i] = o;
-                    v[i] = vv;
-                    Vt[i] = vv;
-                    Ot[i] = o;
-                }
-            }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) f[i] += b[i]; /* the current I = F + bias */
+            /* V is NULL without a backward: the potential then goes to a scratch row */
+            FN(neuron_step)(n, hard, th, lam, dec, f, v, s, V ? V + t * L + c0 : vscratch, O + t * L + c0);
         }
         free(ring);
     }
@@ -420,45 +424,16 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
                 FN(prefetch_row)(gOt - PREFETCH * L, n);
             }
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
-            if (t > 0) {
-                const SCALAR *Vp = Vt - L;
-                if (!hard) for (int64_t i = 0; i < n; i++) vp[i] = Vp[i];
-                else for (int64_t i = 0; i < n; i++) vp[i] = Vp[i] > th ? (SCALAR)0 : Vp[i];
-            } else {
-                for (int64_t i = 0; i < n; i++) vp[i] = 0;
-            }
-            const int last = t == T - 1;
+            if (t > 0) FN(previous_potential)(n, hard, th, Vt - L, vp);
+            else for (int64_t i = 0; i < n; i++) vp[i] = 0; /* from zero state */
             /* neuron adjoint: gV[t] (= dL/dI[t] = dL/dF[t]) goes into this step's ring slot as G's seed */
             SCALAR *Gt = ring + (t % K) * CHUNK;
-            if (!hard) {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR gv = eps[i] * gOt[i];
-                    if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
-                    if (!detach) gv += eps[i] * gs[i];
-                    gv += lam[i] * gvn[i];
-                    al[i] += gv * vp[i];
-                    ab[i] += gv;
-                    Gt[i] = gv;
-                    gvn[i] = gv;
-                }
-                if (acc_theta)
-                    for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
-            } else {
-                #pragma omp simd
-                for (int64_t i = 0; i < n; i++) {
-                    SCALAR gv = eps[i] * gOt[i];
-                    if (!last) {
-                        const SCALAR nxt = lam[i] * gvn[i];
-                        if (!detach) gv -= eps[i] * nxt * Vt[i];
-                        gv += Vt[i] > th ? (SCALAR)0 : nxt;
-                    }
-                    al[i] += gv * vp[i];
-                    ab[i] += gv;
-                    Gt[i] = gv;
-                    gvn[i] = gv;
-                }
-            }
+            FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, NULL, NULL, NULL, Vt, vp, gvn,
+                                    gs, al, Gt);
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) ab[i] += Gt[i];
+            if (acc_theta && !hard)
+                for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
             /* filter adjoint: G[t] = gI[t] + sum_p alpha_p G[t+p]; gX[t] = sum_q beta_q G[t+q] */
             for (int64_t p = 1; p <= P && t + p < T; p++) {
                 const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + ((t + p) % K) * CHUNK;
