@@ -199,3 +199,48 @@ def test_synapse_filter_rejects_nonfinite_state():
     state = FilterState(torch.full((1, B, C), INF), torch.zeros(1, B, C))
     with pytest.raises(ValueError, match=r"state\.outputs"):
         synapse_filter(x_(), A, BETA, state)
+
+
+def test_whole_layer_functions_check_the_neuron_options():
+    from iirsnn.functional.layer import spiking_conv, spiking_linear
+
+    x, w = torch.zeros(3, 2, 4), torch.zeros(5, 4)
+    a, b = torch.zeros(0), torch.ones(1)
+    for threshold, match in ((0.0, "threshold must be > 0"), (float("inf"), "threshold must be finite")):
+        with pytest.raises(ValueError, match=match):
+            spiking_linear(x, w, None, a, b, 0.5, 0.5, threshold=threshold)
+    with pytest.raises(ValueError, match="reset must be one of"):
+        spiking_linear(x, w, None, a, b, 0.5, 0.5, reset="soft")
+    with pytest.raises(ValueError, match="unknown surrogate"):
+        spiking_conv(torch.zeros(3, 2, 1, 4, 4), torch.zeros(2, 1, 3, 3), None, a, b, 0.5, 0.5, surrogate="relu")
+
+
+def test_unwritable_kernel_cache_falls_back_with_a_reason(tmp_path, monkeypatch):
+    from iirsnn.kernels.cpu import build
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("IIRSNN_CACHE", str(blocked))
+    with pytest.raises(build.BuildError, match="building or loading"):
+        build.load()
+
+
+def test_without_a_compiler_everything_runs_on_the_torch_backend():
+    """IIRSNN_NO_COMPILE=1 stands for a machine without a C compiler: a warning, then the portable backend."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, torch\n"
+        "from iirsnn import kernels\n"
+        "from iirsnn.models import from_spec\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    out = from_spec('6-3', (4,))((torch.rand(5, 2, 4) < 0.5).float())\n"
+        "    out.sum().backward()\n"
+        "print(kernels.resolve(None, out), any('compiled CPU kernels unavailable' in str(x.message) for x in w))\n"
+    )
+    env = {**__import__("os").environ, "IIRSNN_NO_COMPILE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["torch", "True"]

@@ -20,8 +20,8 @@ import torch.nn.functional as tnf
 
 from iirsnn import _checks, kernels
 from iirsnn.functional.filter import synapse_filter
-from iirsnn.functional.neuron import _decay, neuron_scan
-from iirsnn.functional.surrogates import Surrogate, get_surrogate
+from iirsnn.functional.neuron import _decay, neuron_options, neuron_scan
+from iirsnn.functional.surrogates import Surrogate
 
 _CONV = {3: tnf.conv1d, 4: tnf.conv2d}
 PRECISIONS = ("fp32", "bf16-mixed")
@@ -77,7 +77,7 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if x.dim() != 3 or x.shape[2] != weight.shape[1]:
         raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
                          f"got {list(x.shape)}")
-    surrogate = get_surrogate(surrogate)
+    threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     mixed = _autocast(precision, x)
     if not _fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
@@ -91,7 +91,7 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     T, B = x.shape[:2]
     X = SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
-    return _current_side(X, bias, alpha, beta, lam, theta, float(threshold), surrogate, reset, detach_reset)
+    return _current_side(X, bias, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)
 
 
 def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
@@ -108,7 +108,7 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if conv is None:
         raise ValueError(f"weight must be [C_out, C_in, k] or [C_out, C_in, kh, kw], got {list(weight.shape)}")
     x = _checks.time_major(x, "x", weight.dim() + 1, "[T, B, C, ...]")
-    surrogate = get_surrogate(surrogate)
+    threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     T, B = x.shape[:2]
     opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     mixed = _autocast(precision, x)
@@ -124,7 +124,6 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         X = conv(folded, weight, None, **opts).unflatten(0, (T, B))
     X = X.to(x.dtype)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
-    threshold = float(threshold)
     if x.dim() == 4:  # 1-D: [T, B, C, L]
         b = None if bias is None else bias.view(-1, 1)
         return _current_side(X, b, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)

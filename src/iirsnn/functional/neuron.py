@@ -37,6 +37,27 @@ def _decay(value: float | torch.Tensor, name: str, current: torch.Tensor) -> tor
     return value.to(device=current.device, dtype=current.dtype)
 
 
+def neuron_options(threshold: float | torch.Tensor, surrogate: str | Surrogate, reset: str,
+                   dtype: torch.dtype) -> tuple[float, Surrogate]:
+    """Check the scalar neuron options shared by the scans and the whole-layer functions.
+
+    Returns the threshold as a float (> 0, finite in ``dtype``) and the surrogate as a :class:`Surrogate`.
+    """
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {list(RESETS)}, got {reset!r}")
+    if isinstance(threshold, torch.Tensor):
+        if threshold.numel() != 1 or threshold.requires_grad:
+            raise ValueError("threshold must be a positive float (a one-element tensor without grad is accepted)")
+        threshold = float(threshold)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
+    threshold = float(threshold)
+    _checks.positive(threshold, "threshold")
+    if not threshold < torch.finfo(dtype).max:
+        raise ValueError(f"threshold must be finite and representable in {dtype}, got {threshold}")
+    return threshold, get_surrogate(surrogate)
+
+
 def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                 threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
                 detach_reset: bool = False, state: NeuronState | None = None, *,
@@ -69,19 +90,7 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
         ``(spikes, V, state)`` holding only what was asked for, in that order.
     """
     current = _checks.time_major(current, "current", 2, "[T, B, ...]")
-    if reset not in RESETS:
-        raise ValueError(f"reset must be one of {list(RESETS)}, got {reset!r}")
-    if isinstance(threshold, torch.Tensor):
-        if threshold.numel() != 1 or threshold.requires_grad:
-            raise ValueError("threshold must be a positive float (a one-element tensor without grad is accepted)")
-        threshold = float(threshold)
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-        raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
-    threshold = float(threshold)
-    _checks.positive(threshold, "threshold")
-    if not threshold < torch.finfo(current.dtype).max:
-        raise ValueError(f"threshold must be finite and representable in {current.dtype}, got {threshold}")
-    surrogate = get_surrogate(surrogate)
+    threshold, surrogate = neuron_options(threshold, surrogate, reset, current.dtype)
     lam = _decay(leak, "leak", current)
     theta = _decay(reset_decay, "reset_decay", current)
     _checks.finite(current, "current")

@@ -59,18 +59,23 @@ def load() -> ctypes.CDLL:
     if shutil.which(compiler) is None:
         raise BuildError(f"no C compiler {compiler!r} on PATH (set IIRSNN_CC)")
     path = _library_path(compiler)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        here = Path(__file__).parent
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
-        os.close(fd)
-        cmd = [compiler, *FLAGS, "-o", tmp, str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            os.unlink(tmp)
-            raise BuildError(f"compiling the CPU kernels failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
-        os.replace(tmp, path)  # atomic: concurrent builders each write their own file
     try:
+        if not path.exists():
+            _compile(compiler, path)
         return ctypes.CDLL(str(path))
-    except OSError as e:
-        raise BuildError(f"loading {path} failed: {e}") from e
+    except OSError as e:  # an unwritable cache, a library that does not load
+        raise BuildError(f"building or loading {path} failed: {e}") from e
+
+
+def _compile(compiler: str, path: Path) -> None:
+    """Compile the kernels into ``path`` (via a temporary file and an atomic rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).parent
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
+    os.close(fd)
+    cmd = [compiler, *FLAGS, "-o", tmp, str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        os.unlink(tmp)
+        raise BuildError(f"compiling the CPU kernels failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
+    os.replace(tmp, path)  # atomic: concurrent builders each write their own file
