@@ -40,9 +40,8 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
     }
 }
 
-/* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW].
- * The output columns are blocked so that the touched band of src (n_src x BW) stays in L2 and the
- * accumulator in registers; rows and bands are spread over the threads. */
+/* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW], accumulated
+ * in place in the output row (in L1). Rows and bands of up to BW columns are spread over the threads. */
 static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR *val, const SCALAR *src,
                             SCALAR *out, int64_t R, int64_t M, int nthreads) {
     const int64_t n_bands = (M + BW - 1) / BW, n_chunks = (R + ROWS - 1) / ROWS;
@@ -52,25 +51,26 @@ static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR
             const int64_t m0 = band * BW, w = M - m0 < BW ? M - m0 : BW;
             const int64_t r1 = (chunk + 1) * ROWS < R ? (chunk + 1) * ROWS : R;
             for (int64_t r = chunk * ROWS; r < r1; r++) {
-                SCALAR acc[BW];
+                SCALAR *restrict o = out + r * M + m0;
                 #pragma omp simd
-                for (int64_t m = 0; m < BW; m++) acc[m] = 0;
-                if (w == BW) {
-                    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
-                        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
-                        const SCALAR v = val ? val[k] : (SCALAR)1;
+                for (int64_t m = 0; m < w; m++) o[m] = 0;
+                int64_t k = ptr[r];
+                if (!val) { /* spikes: four source rows per pass over the output row */
+                    for (; k + 4 <= ptr[r + 1]; k += 4) {
+                        const SCALAR *restrict s0 = src + (int64_t)idx[k] * M + m0;
+                        const SCALAR *restrict s1 = src + (int64_t)idx[k + 1] * M + m0;
+                        const SCALAR *restrict s2 = src + (int64_t)idx[k + 2] * M + m0;
+                        const SCALAR *restrict s3 = src + (int64_t)idx[k + 3] * M + m0;
                         #pragma omp simd
-                        for (int64_t m = 0; m < BW; m++) acc[m] += v * s[m];
-                    }
-                } else {
-                    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
-                        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
-                        const SCALAR v = val ? val[k] : (SCALAR)1;
-                        for (int64_t m = 0; m < w; m++) acc[m] += v * s[m];
+                        for (int64_t m = 0; m < w; m++) o[m] += (s0[m] + s1[m]) + (s2[m] + s3[m]);
                     }
                 }
-                SCALAR *restrict o = out + r * M + m0;
-                for (int64_t m = 0; m < w; m++) o[m] = acc[m];
+                for (; k < ptr[r + 1]; k++) {
+                    const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
+                    const SCALAR v = val ? val[k] : (SCALAR)1;
+                    #pragma omp simd
+                    for (int64_t m = 0; m < w; m++) o[m] += v * s[m];
+                }
             }
         }
     }
@@ -96,14 +96,23 @@ void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, 
         #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 8)
         for (int64_t j = 0; j < N; j++) {
             SCALAR *restrict o = gWT + j * M;
-            int64_t k = cursor[j];
-            for (; k < colptr[j + 1] && row[k] < r1; k++) {
+            int64_t k = cursor[j], end = k;
+            while (end < colptr[j + 1] && row[end] < r1) end++;
+            if (!val) { /* spikes: four rows of G per pass over the output row */
+                for (; k + 4 <= end; k += 4) {
+                    const SCALAR *restrict g0 = G + (int64_t)row[k] * M, *restrict g1 = G + (int64_t)row[k + 1] * M;
+                    const SCALAR *restrict g2 = G + (int64_t)row[k + 2] * M, *restrict g3 = G + (int64_t)row[k + 3] * M;
+                    #pragma omp simd
+                    for (int64_t m = 0; m < M; m++) o[m] += (g0[m] + g1[m]) + (g2[m] + g3[m]);
+                }
+            }
+            for (; k < end; k++) {
                 const SCALAR *restrict g = G + (int64_t)row[k] * M;
                 const SCALAR v = val ? val[k] : (SCALAR)1;
                 #pragma omp simd
                 for (int64_t m = 0; m < M; m++) o[m] += v * g[m];
             }
-            cursor[j] = k;
+            cursor[j] = end;
         }
     }
     free(cursor);
