@@ -18,6 +18,6 @@ backend: str = "auto"
 precision: str = os.environ.get("IIRSNN_PRECISION", "fp32")
 """Default precision of networks built by ``iirsnn.models.from_spec`` (``"fp32"`` or ``"bf16-mixed"``);
 the environment variable IIRSNN_PRECISION sets it, e.g. to run an outside benchmark in bf16-mixed."""
-sparse_max_density: float = 0.25
+sparse_max_density: float = 0.3
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
 backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

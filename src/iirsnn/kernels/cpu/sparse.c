@@ -1,4 +1,5 @@
 /* Compiled spike-sparse products of iirsnn (CSR/CSC of spike matrices) for float32 and float64. */
+#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stddef.h>

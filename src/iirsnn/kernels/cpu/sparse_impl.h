@@ -11,9 +11,19 @@ int FN(csr_count)(const SCALAR *X, int64_t R, int64_t N, int64_t *counts, int nt
     #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(| : nonbinary)
     for (int64_t r = 0; r < R; r++) {
         const SCALAR *x = X + r * N;
-        int64_t c = 0;
+        int64_t c = 0, j = 0;
         int nb = 0;
-        for (int64_t j = 0; j < N; j++) {
+#if defined(__AVX512F__)
+        if (sizeof(SCALAR) == 4) {
+            for (; j + 16 <= N; j += 16) {
+                const __m512 v = _mm512_loadu_ps((const float *)x + j);
+                const __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+                c += __builtin_popcount((unsigned)nz);
+                nb |= (_mm512_mask_cmp_ps_mask(nz, v, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ) != 0);
+            }
+        }
+#endif
+        for (; j < N; j++) {
             c += x[j] != 0;
             nb |= (x[j] != 0) & (x[j] != 1);
         }
@@ -30,7 +40,21 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
     for (int64_t r = 0; r < R; r++) {
         const SCALAR *x = X + r * N;
         int64_t k = rowptr[r];
-        for (int64_t j = 0; j < N; j++) {
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        if (sizeof(SCALAR) == 4 && !val) { /* float spikes: 16 at a time, indices of the non-zeros compressed out */
+            const __m512i step = _mm512_set1_epi32(16);
+            __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for (; j + 16 <= N; j += 16) {
+                const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps((const float *)x + j), _mm512_setzero_ps(),
+                                                        _CMP_NEQ_UQ);
+                _mm512_mask_compressstoreu_epi32(col + k, nz, index);
+                k += __builtin_popcount((unsigned)nz);
+                index = _mm512_add_epi32(index, step);
+            }
+        }
+#endif
+        for (; j < N; j++) {
             if (x[j] != 0) {
                 col[k] = (int32_t)j;
                 if (val) val[k] = x[j];
