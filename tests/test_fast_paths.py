@@ -193,3 +193,22 @@ def test_precision_option_reaches_layers_and_is_checked():
     with pytest.raises(ValueError, match="precision must be one of"):
         spiking_linear(torch.zeros(2, 1, 3), torch.zeros(4, 3), None, torch.zeros(0), torch.ones(1), 0.5, 0.5,
                        precision="half")
+
+
+@pytest.mark.parametrize("density", [0.01, 0.1, 0.29])
+@pytest.mark.parametrize("n", [7, 16, 77, 500])
+def test_spike_index_equals_nonzero(density, n, monkeypatch):
+    """The compressed rows list exactly the non-zeros, row by row, whatever the row length and density."""
+    from iirsnn.kernels.cpu.layer import spike_matrix
+
+    monkeypatch.setattr(config, "sparse_max_density", 1.0)
+    g = torch.Generator().manual_seed(n)
+    X = (torch.rand(300, n, generator=g) < density).float()
+    X[5, -min(n, 20):] = 1.0  # a row ending in a run of spikes
+    sparse, measured = spike_matrix(X)
+    assert measured == pytest.approx(float((X != 0).float().mean()))
+    assert torch.equal(sparse.col, torch.nonzero(X)[:, 1].to(torch.int32))
+    assert torch.equal(sparse.rowptr[1:], torch.cumsum((X != 0).sum(1), 0))
+    colptr, row, _ = sparse.columns()
+    assert torch.equal(colptr[1:], torch.cumsum((X != 0).sum(0), 0))
+    assert torch.equal(row, torch.nonzero(X.t())[:, 1].to(torch.int32))

@@ -48,8 +48,19 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
             for (; j + 16 <= N; j += 16) {
                 const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps((const float *)x + j), _mm512_setzero_ps(),
                                                         _CMP_NEQ_UQ);
-                _mm512_mask_compressstoreu_epi32(col + k, nz, index);
-                k += __builtin_popcount((unsigned)nz);
+                /* compress in a register and store all 16 (a compressing store to memory is microcoded and slow on
+                 * some CPUs): lanes past the non-zeros are overwritten by the next store. Near the end of the row's
+                 * range they would spill into the next row's, so the last ones go through a small buffer. */
+                const __m512i packed = _mm512_maskz_compress_epi32(nz, index);
+                const int cnt = __builtin_popcount((unsigned)nz);
+                if (k + 16 <= rowptr[r + 1]) {
+                    _mm512_storeu_si512((void *)(col + k), packed);
+                } else {
+                    int32_t buf[16];
+                    _mm512_storeu_si512((void *)buf, packed);
+                    for (int q = 0; q < cnt; q++) col[k + q] = buf[q];
+                }
+                k += cnt;
                 index = _mm512_add_epi32(index, step);
             }
         }
