@@ -25,13 +25,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _info(_: argparse.Namespace) -> int:
+    import importlib.util
+
     import iirsnn
-    from iirsnn import config, kernels
+    from iirsnn import _malloc, config, kernels
+    from iirsnn.kernels import cpu
 
     print(f"iirsnn {iirsnn.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CUDA {'available' if torch.cuda.is_available() else 'not available'}")
     print(f"backends: {', '.join(kernels.BACKENDS)} (default {config.backend!r}); "
-          f"NaN/Inf checks {'on' if config.check_finite else 'off'}")
+          f"NaN/Inf checks {'on' if config.check_finite else 'off'}; precision {config.precision}")
+    status = "available" if cpu.available() else f"unavailable: {cpu.unavailable_reason()}"
+    print(f"compiled CPU kernels: {status}")
+    print(f"Triton (gpu backend): {'installed' if importlib.util.find_spec('triton') else 'not installed'}; "
+          f"allocator keeps freed memory: {'yes' if _malloc.applied else 'no'}")
     return 0
 
 
