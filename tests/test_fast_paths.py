@@ -205,7 +205,8 @@ def test_spike_index_equals_nonzero(density, n, monkeypatch):
     g = torch.Generator().manual_seed(n)
     X = (torch.rand(300, n, generator=g) < density).float()
     X[5, -min(n, 20):] = 1.0  # a row ending in a run of spikes
-    sparse, measured = spike_matrix(X)
+    sparse, measured, binary = spike_matrix(X)
+    assert binary
     assert measured == pytest.approx(float((X != 0).float().mean()))
     assert torch.equal(sparse.col, torch.nonzero(X)[:, 1].to(torch.int32))
     assert torch.equal(sparse.rowptr[1:], torch.cumsum((X != 0).sum(1), 0))

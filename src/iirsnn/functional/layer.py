@@ -27,11 +27,16 @@ _CONV = {3: tnf.conv1d, 4: tnf.conv2d}
 PRECISIONS = ("fp32", "bf16-mixed")
 
 
-def _autocast(precision: str, x: torch.Tensor):
-    """The context in which the connection runs: bfloat16 autocast for ``"bf16-mixed"``."""
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
+    return precision
+
+
+def connection_context(precision: str, x: torch.Tensor):
+    """The context in which the connection runs: bfloat16 autocast for ``"bf16-mixed"``."""
+    if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
@@ -78,7 +83,7 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
                          f"got {list(x.shape)}")
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
-    mixed = _autocast(precision, x)
+    mixed = connection_context(precision, x)
     if not _fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
         with mixed:
@@ -111,7 +116,7 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     T, B = x.shape[:2]
     opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    mixed = _autocast(precision, x)
+    mixed = connection_context(precision, x)
     if not _fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
         with mixed:

@@ -27,6 +27,7 @@ _FILTERS = {"reference": reference.synapse_filter, "torch": torch_filter.synapse
             "cpu": cpu_scans.synapse_filter}
 _NEURONS = {"reference": reference.neuron_scan, "torch": torch_neuron.neuron_scan, "cpu": cpu_scans.neuron_scan}
 BACKENDS = ("auto", *_FILTERS, "gpu")
+_warned: set[str] = set()
 
 
 def _gpu(kind: str):
@@ -34,7 +35,6 @@ def _gpu(kind: str):
     from iirsnn.kernels.gpu import scans as gpu_scans
 
     return gpu_scans.synapse_filter if kind == "filter" else gpu_scans.neuron_scan
-_warned: set[str] = set()
 
 
 def resolve(backend: str | None, tensor: torch.Tensor) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from iirsnn.functional.layer import PRECISIONS, _autocast, spiking_conv, spiking_linear
+from iirsnn.functional.layer import check_precision, connection_context, spiking_conv, spiking_linear
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.synapse import SynapseFilter
@@ -25,16 +25,14 @@ class SpikingLayer(torch.nn.Module):
     def __init__(self, connection: torch.nn.Module, synapse: SynapseFilter | None = None,
                  neuron: LIFNeuron | None = None, precision: str = "fp32") -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.synapse = synapse if synapse is not None else SynapseFilter()
         self.connection = connection
         self.neuron = neuron if neuron is not None else LIFNeuron()
-        self.precision = precision
+        self.precision = check_precision(precision)
 
     def _unfused(self, spikes: torch.Tensor) -> torch.Tensor:
         filtered = self.synapse(spikes)
-        with _autocast(self.precision, spikes):
+        with connection_context(self.precision, spikes):
             current = self.connection(filtered)
         return self.neuron(current.to(filtered.dtype))
 
@@ -63,8 +61,7 @@ class SpikingLayer(torch.nn.Module):
 
 def set_precision(model: torch.nn.Module, precision: str) -> None:
     """Set the precision (``"fp32"`` or ``"bf16-mixed"``) of every SpikingLayer inside ``model``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     for m in model.modules():
         if isinstance(m, SpikingLayer):
             m.precision = precision

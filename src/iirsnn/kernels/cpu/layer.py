@@ -63,8 +63,7 @@ class FusedFilterNeuron(torch.autograd.Function):
         if ctx.needs_input_grad[3] and not hard:
             S_prev = torch.empty_like(V)
             zeros = V.new_zeros(lanes)
-            run("reset_trace", V.dtype, V, zeros, theta, theta_period, threshold, S_prev, T,
-                                           L, threads())
+            run("reset_trace", V.dtype, V, zeros, theta, theta_period, threshold, S_prev, T, L, threads())
             acc_theta = V.new_empty(lanes)
         gO = gO.contiguous()
         gX = torch.empty_like(V)
@@ -102,8 +101,8 @@ class SpikeMatrix:
     def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
         """X W^T from WT = W^T [N, M] (contiguous): returns [R, M]."""
         out = WT.new_empty((self.shape[0], WT.shape[1]))
-        run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out,
-                                       self.shape[0], WT.shape[1], threads())
+        run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out, self.shape[0], WT.shape[1],
+            threads())
         return out
 
     def columns(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -114,20 +113,20 @@ class SpikeMatrix:
         row = torch.empty_like(self.col)
         cval = None if self.values is None else torch.empty_like(self.values)
         scratch = torch.empty(nt * N, dtype=torch.int64)
-        run("csr_to_csc", self.dtype, self.rowptr, self.col, self.values, R, N, colptr,
-                                         row, cval, scratch, nt)
+        run("csr_to_csc", self.dtype, self.rowptr, self.col, self.values, R, N, colptr, row, cval, scratch, nt)
         return colptr, row, cval
 
 
-def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float]:
-    """The CSR of a [R, N] matrix when its density is at most ``config.sparse_max_density`` (else None)."""
+def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float, bool]:
+    """One pass over a [R, N] matrix: its CSR when its density is at most ``config.sparse_max_density``
+    (else None), the density, and whether every value is 0 or 1."""
     R, N = X.shape
     counts = torch.empty(R, dtype=torch.int64)
     nonbinary = bool(run("csr_count", X.dtype, X, R, N, counts, threads()))
     density = float(counts.sum()) / max(1, R * N)
     if density > config.sparse_max_density:
-        return None, density
-    return SpikeMatrix(X, counts, nonbinary), density
+        return None, density, not nonbinary
+    return SpikeMatrix(X, counts, nonbinary), density, not nonbinary
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
@@ -151,7 +150,7 @@ class SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, X, weight, bf16: bool = False):
         X = X.contiguous()
-        sparse, _ = spike_matrix(X)
+        sparse, _, binary = spike_matrix(X)
         ctx.sparse = sparse is not None
         need_w = ctx.needs_input_grad[1]
         if sparse is not None:
@@ -161,7 +160,6 @@ class SpikeLinear(torch.autograd.Function):
             ctx.has_values = saved[2] is not None
         else:
             Y = _mm(X, weight.t(), bf16)
-            binary = need_w and bool(((X == 0) | (X == 1)).all())
             keep = (X.to(torch.uint8) if binary else X) if need_w else None
             ctx.save_for_backward(weight, *([keep] if keep is not None else []))
         ctx.bf16 = bf16

@@ -69,13 +69,10 @@ class CpuSynapseFilter(torch.autograd.Function):
         L = lanes.numel()
         a, b, period = _coefficients(alpha, beta, lanes)
         F = torch.empty_like(xc)
-        run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L,
-                                           threads())
+        run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
         ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
         ctx.sizes = (P, Q, period)
-        f_last = torch.cat([fh, F])[T:].clone() if P else fh.clone()
-        x_last = torch.cat([xh, xc])[T:].clone() if Q else xh.clone()
-        return F, f_last, x_last
+        return F, _last(fh, F), _last(xh, xc)
 
     @staticmethod
     def backward(ctx, gF, g_f_last, g_x_last):
@@ -111,6 +108,12 @@ class CpuSynapseFilter(torch.autograd.Function):
         if g_fh is not None:
             g_fh += g_fh_direct
         return gx if need_x else None, g_alpha, g_beta, g_fh, g_xh if need_xh else None
+
+
+def _last(history: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+    """The last len(history) entries of history followed by seq (a copy), without copying all of seq."""
+    k, T = history.shape[0], seq.shape[0]
+    return seq[T - k:].clone() if k <= T else torch.cat([history[T:], seq])
 
 
 def _coefficients(alpha: torch.Tensor, beta: torch.Tensor, lanes: torch.Size):
