@@ -1,0 +1,61 @@
+"""On-disk cache of preprocessed tensors (frames, MFCC), keyed by the preprocessing parameters.
+
+``cached(dataset, params, build)`` returns ``build()``'s dict of tensors, computing it only when no
+entry exists for exactly these parameters; a change of any parameter (or of ``CACHE_VERSION``,
+raised when a preprocessing step changes meaning) gives a new key. Entries are written atomically.
+The cache directory is ``cache_dir``, else ``$IIRSNN_CACHE``, else ``~/.cache/iirsnn/data``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from iirsnn.data.errors import CorruptFileError
+from iirsnn.data.files import atomic_write_bytes, sha256_bytes
+
+CACHE_VERSION = 1
+ENV_CACHE = "IIRSNN_CACHE"
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache directory: ``path``, else ``$IIRSNN_CACHE``, else ``~/.cache/iirsnn/data``."""
+    if path is None:
+        path = os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "iirsnn" / "data"
+    return Path(path).expanduser()
+
+
+def cache_key(dataset: str, params: Mapping[str, object]) -> str:
+    """A stable key of ``dataset`` and JSON-serialisable ``params`` (order of keys does not matter)."""
+    text = json.dumps({"dataset": dataset, "version": CACHE_VERSION, "params": params}, sort_keys=True, default=str)
+    return f"{dataset}-{sha256_bytes(text.encode())[:20]}"
+
+
+def cached(dataset: str, params: Mapping[str, object], build: Callable[[], dict[str, torch.Tensor]],
+           directory: str | os.PathLike | None = None, enabled: bool = True) -> dict[str, torch.Tensor]:
+    """``build()`` (a dict of tensors), loaded from the cache when an entry for ``params`` exists.
+
+    A cache file that cannot be read is reported and rebuilt, never silently used.
+    """
+    if not enabled:
+        return build()
+    path = cache_dir(directory) / f"{cache_key(dataset, params)}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as exc:  # a truncated or foreign file: rebuild it
+            import warnings
+
+            warnings.warn(f"cache entry {path} is unreadable ({exc}); rebuilding it", stacklevel=2)
+    tensors = build()
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise CorruptFileError(f"cache builder of {dataset!r} must return a dict of tensors")
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return tensors

@@ -1,0 +1,112 @@
+"""Where datasets live on disk, how their presence and integrity are checked, and atomic writes.
+
+The root directory of all datasets is the ``root`` argument of a loader, else the environment
+variable ``IIRSNN_DATA``; each dataset lives in ``<root>/<name>/`` in its upstream layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from iirsnn.data.errors import CorruptFileError, MissingDataError
+
+ENV_ROOT = "IIRSNN_DATA"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The directory holding all datasets: ``root`` if given, else ``$IIRSNN_DATA``.
+
+    Raises :class:`MissingDataError` when neither is set or the directory does not exist.
+    """
+    if root is None:
+        root = os.environ.get(ENV_ROOT)
+        if not root:
+            raise MissingDataError(f"no data root: pass root=... or set the environment variable {ENV_ROOT} "
+                                   "to the directory that holds the datasets (one sub-directory per dataset)")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise MissingDataError(f"data root {str(path)!r} is not a directory")
+    return path
+
+
+def dataset_dir(name: str, root: str | os.PathLike | None = None, *, direct: bool = False) -> Path:
+    """``<root>/<name>``; with ``direct=True`` ``root`` is the dataset's own directory.
+
+    A directory passed as ``root`` that already is the dataset's own (its name is ``name``) is
+    taken as it is, so both ``root=".../data"`` and ``root=".../data/mnist"`` work.
+    """
+    base = data_root(root)
+    if direct or base.name == name:
+        return base
+    path = base / name
+    if not path.is_dir():
+        raise MissingDataError(f"dataset {name!r} not found: expected the directory {str(path)!r} "
+                               f"(set root=... or {ENV_ROOT} to the directory that contains {name}/)")
+    return path
+
+
+def require_files(directory: Path, names: Iterable[str], dataset: str, hint: str = "") -> list[Path]:
+    """The paths ``directory/name`` for each name; raises :class:`MissingDataError` listing every
+    missing one (not just the first) and ``hint`` (where to get them)."""
+    paths = [directory / n for n in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        listed = "\n  ".join(missing)
+        raise MissingDataError(f"{dataset}: {len(missing)} expected file(s) missing:\n  {listed}"
+                               + (f"\n{hint}" if hint else ""))
+    return paths
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, actual: str | None = None) -> None:
+    """Raise :class:`CorruptFileError` naming ``path`` when its sha256 (or ``actual``) is not ``expected``."""
+    actual = sha256_file(path) if actual is None else actual
+    if actual != expected.lower():
+        raise CorruptFileError(f"{path}: sha256 {actual} does not match the expected {expected} "
+                               "(the file is corrupt, truncated or a different version)")
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """A ``sha256sum``-style manifest (``<hex>  <relative path>`` per line) as {relative path: hex}."""
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise CorruptFileError(f"{path}, line {number}: expected '<sha256>  <path>', got {line!r}")
+        entries[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return entries
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename, so
+    that a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
