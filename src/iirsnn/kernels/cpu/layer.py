@@ -33,6 +33,7 @@ class FusedFilterNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, X, bias, leak, reset_decay, alpha: tuple[float, ...], beta: tuple[float, ...],
                 threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool):
+        ctx.set_materialize_grads(False)  # V is not differentiable: no zero gradient of its size is made
         X = X.contiguous()
         T, lanes = X.shape[0], X.shape[1:]
         L = lanes.numel()
@@ -65,7 +66,7 @@ class FusedFilterNeuron(torch.autograd.Function):
             zeros = V.new_zeros(lanes)
             run("reset_trace", V.dtype, V, zeros, theta, theta_period, threshold, S_prev, T, L, threads())
             acc_theta = V.new_empty(lanes)
-        gO = gO.contiguous()
+        gO = torch.zeros_like(V) if gO is None else gO.contiguous()
         gX = torch.empty_like(V)
         acc_bias, acc_leak = V.new_empty(lanes), V.new_empty(lanes)
         run("filter_neuron_backward", V.dtype, gO, V, a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
