@@ -38,7 +38,7 @@ def _info(_: argparse.Namespace) -> int:
     status = "available" if cpu.available() else f"unavailable: {cpu.unavailable_reason()}"
     print(f"compiled CPU kernels: {status}")
     print(f"Triton (gpu backend): {'installed' if importlib.util.find_spec('triton') else 'not installed'}; "
-          f"allocator keeps freed memory: {'yes' if _malloc.applied else 'no'}")
+          f"malloc mode (IIRSNN_MALLOC): {_malloc.applied or 'system'}")
     return 0
 
 

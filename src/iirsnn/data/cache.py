@@ -3,7 +3,8 @@
 ``cached(dataset, params, build)`` returns ``build()``'s dict of tensors, computing it only when no
 entry exists for exactly these parameters; a change of any parameter (or of ``CACHE_VERSION``,
 raised when a preprocessing step changes meaning) gives a new key. Entries are written atomically.
-The cache directory is ``cache_dir``, else ``$IIRSNN_CACHE``, else ``~/.cache/iirsnn/data``.
+The cache directory is ``cache_dir``, else ``$IIRSNN_CACHE/data``, else ``~/.cache/iirsnn/data`` (the
+compiled kernels live beside it, in ``kernels/``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ ENV_CACHE = "IIRSNN_CACHE"
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``path``, else ``$IIRSNN_CACHE``, else ``~/.cache/iirsnn/data``."""
+    """The cache directory: ``path``, else ``$IIRSNN_CACHE/data``, else ``~/.cache/iirsnn/data``."""
     if path is None:
-        path = os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "iirsnn" / "data"
+        path = Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "iirsnn") / "data"
     return Path(path).expanduser()
 
 

@@ -168,7 +168,7 @@ class DVSGesture(FrameDataset):
         binary: 1 where a cell has any event instead of the count.
         transform: applied to each frame tensor.
         cache: keep the binned frames in the on-disk cache (parsing the AEDAT files is the slow part).
-        cache_dir: the cache directory (default ``$IIRSNN_CACHE`` or ``~/.cache/iirsnn/data``).
+        cache_dir: the cache directory (default ``$IIRSNN_CACHE/data`` or ``~/.cache/iirsnn/data``).
 
     Attributes:
         targets: ``[N]`` int64 classes; classes: the 11 class names;

@@ -201,7 +201,7 @@ class NMNIST(FrameDataset):
         transform: applied to each frame tensor.
         name: ``"nmnist"`` (the original release) or ``"nmnist_small"`` (SLAYER's subset).
         cache: keep the binned frames in the on-disk cache (:func:`iirsnn.data.cache.cached`).
-        cache_dir: the cache directory (default ``$IIRSNN_CACHE`` or ``~/.cache/iirsnn/data``).
+        cache_dir: the cache directory (default ``$IIRSNN_CACHE/data`` or ``~/.cache/iirsnn/data``).
 
     Attributes:
         targets: ``[N]`` int64 labels; classes: ``["0", ..., "9"]``; files: the event file of each sample.
