@@ -1,4 +1,4 @@
-"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn bench`` and ``iirsnn info``."""
+"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn data``, ``iirsnn bench`` and ``iirsnn info``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,25 @@ def _bench(args: argparse.Namespace) -> int:
     return 1 if any("error" in row for row in report["rows"]) else 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from iirsnn.data import commands, registry
+
+    try:
+        if args.action == "list":
+            return commands.list_datasets(args.root)
+        for name in args.names:
+            registry.entry(name)
+        if args.action == "verify":
+            return commands.verify(args.names, args.root)
+        if not args.names:
+            print("name the datasets to download; `iirsnn data list` shows which can be")
+            return 2
+        return commands.download(args.names, args.root, progress=not args.quiet)
+    except (KeyError, OSError) as exc:  # an unknown name, a missing root
+        print(exc.args[0] if isinstance(exc, KeyError) else exc)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iirsnn", description="Spiking neural networks as networks of IIR filters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     from iirsnn.benchmark import SWEEPS, WORKLOADS, names_type, positive_int
 
+    data = sub.add_parser("data", help="list, verify (checksums, counts) or download the datasets")
+    data.add_argument("action", choices=["list", "verify", "download"])
+    data.add_argument("names", nargs="*", help="dataset names (default for verify: every one present)")
+    data.add_argument("--root", default=None, help="directory holding the datasets (default $IIRSNN_DATA)")
+    data.add_argument("--quiet", action="store_true", help="no progress bar")
+    data.set_defaults(func=_data)
     bench = sub.add_parser("bench", help="time and peak memory of training and inference: workloads with their "
                            "dense floors, scaling curves in T, batch, width and spike density, throughput")
     bench.add_argument("--workloads", type=names_type(list(WORKLOADS)), default=list(WORKLOADS),
