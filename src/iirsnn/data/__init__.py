@@ -9,9 +9,10 @@ Samples are time-major per sample (``[T, ...]``, or images ``[1, 28, 28]`` for M
 :func:`time_major_collate` batches them into the models' ``[T, B, ...]``.
 """
 
-from iirsnn.data.associative import AssociativeMemory, Corruption
+from iirsnn.data.associative import AssociativeMemory
 from iirsnn.data.auslan import Auslan
 from iirsnn.data.collate import time_major_collate
+from iirsnn.data.corruption import Corruption
 from iirsnn.data.dvs_gesture import DVSGesture, DVSGestureSamples
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
 from iirsnn.data.files import data_root, dataset_dir
