@@ -20,7 +20,16 @@ def _fold(x: torch.Tensor, name: str, rank: int, layout: str) -> torch.Tensor:
 
 
 class Linear(torch.nn.Linear):
-    """Dense connection ``I = x W^T + b`` at every step: [T, B, in_features] -> [T, B, out_features]."""
+    """Dense connection ``I = x W^T + b`` at every step: [T, B, in_features] -> [T, B, out_features].
+
+    The weight is ``[out_features, in_features]`` as in torch.nn.Linear, stored column-major (it is the
+    transpose of a contiguous ``[in_features, out_features]`` tensor): the spike-sparse products read
+    rows of W^T and produce the weight gradient as W^T's, so neither needs a transposed copy per step.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.weight = torch.nn.Parameter(self.weight.detach().t().contiguous().t())
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise with a clear message unless x is time-major [T, B, in_features] floats."""

@@ -181,5 +181,5 @@ class SpikeLinear(torch.autograd.Function):
                 run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, n_in, n_out, G.shape[0], threads())
                 gW = gWT.t()
             else:
-                gW = _mm(gY.t(), saved[0].to(gY.dtype), ctx.bf16)
+                gW = _mm(saved[0].t().to(gY.dtype), gY, ctx.bf16).t()  # as W^T: the layout of iirsnn.nn.Linear
         return gX, gW, None
