@@ -213,3 +213,21 @@ def test_spike_index_equals_nonzero(density, n, monkeypatch):
     colptr, row, _ = sparse.columns()
     assert torch.equal(colptr[1:], torch.cumsum((X != 0).sum(0), 0))
     assert torch.equal(row, torch.nonzero(X.t())[:, 1].to(torch.int32))
+
+
+def test_linear_weight_layout_survives_conversion_loading_and_training():
+    """The weight is kept as W^T (column-major) so the fused path neither copies W nor its gradient."""
+    from iirsnn.models import from_spec
+
+    lin = inn.Linear(7, 5)
+    assert lin.weight.shape == (5, 7) and lin.weight.t().is_contiguous()
+    reference = torch.nn.Linear(7, 5)
+    lin.load_state_dict(reference.state_dict())
+    assert torch.equal(lin.weight, reference.weight) and lin.weight.t().is_contiguous()
+    assert lin.double().weight.t().is_contiguous()
+    layer = from_spec("6-3", input_shape=(7,))
+    x = (torch.rand(20, 4, 7) < 0.3).float()
+    layer(x).sum().backward()
+    for m in layer.modules():
+        if isinstance(m, inn.Linear):
+            assert m.weight.grad.stride() == m.weight.stride()
