@@ -90,16 +90,16 @@ def test_spiking_linear_fractional_inputs_shared_decays_and_no_bias(monkeypatch)
     check(run_both(spiking_linear, {k: v for k, v in inputs.items() if v is not None}, bias=None))
 
 
-def conv_inputs(seed, dims=2, per_channel=True):
+def conv_inputs(seed, dims=2, per_channel=True, in_channels=3):
     g = torch.Generator().manual_seed(seed)
     spatial = (6, 5) if dims == 2 else (9,)
-    x = (torch.rand(10, 2, 3, *spatial, generator=g) < 0.3).to(F64)
+    x = (torch.rand(10, 2, in_channels, *spatial, generator=g) < 0.3).to(F64)
     k = (3, 3) if dims == 2 else (3,)
     coef = presets.dual_exp(4.0, 1.0, dtype=F64)
     shape = (4,) + (1,) * dims if per_channel else ()
     return dict(
         x=x.requires_grad_(True),
-        weight=(torch.randn(4, 3, *k, generator=g, dtype=F64) * 0.7 + 0.15).requires_grad_(True),
+        weight=(torch.randn(4, in_channels, *k, generator=g, dtype=F64) * 0.7 + 0.15).requires_grad_(True),
         bias=(torch.randn(4, generator=g, dtype=F64) * 0.1).requires_grad_(True),
         alpha=coef.alpha, beta=coef.beta,
         leak=(torch.rand(shape, generator=g, dtype=F64) * 0.4 + 0.5).requires_grad_(True),
@@ -112,6 +112,12 @@ def conv_inputs(seed, dims=2, per_channel=True):
 @pytest.mark.parametrize("reset", ["filter", "hard"])
 def test_spiking_conv_matches_reference(dims, options, reset):
     check(run_both(spiking_conv, conv_inputs(4, dims), reset=reset, **options), reset)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_spiking_conv_one_input_channel(dims):
+    """2-D: run as two channels, one of them zero (oneDNN's one-channel path is slow); same results."""
+    check(run_both(spiking_conv, conv_inputs(6, dims, in_channels=1), padding=1))
 
 
 def test_spiking_conv_shared_decays():

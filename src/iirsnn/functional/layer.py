@@ -68,6 +68,17 @@ def _channels_last(param: torch.Tensor, features: torch.Size) -> torch.Tensor:
     return torch.broadcast_to(param, features).permute(1, 2, 0)
 
 
+def _two_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A one-channel 2-D convolution as a two-channel one with a zero channel: the same result.
+
+    With one input channel the channels-last layout is indistinguishable from NCHW and oneDNN takes a
+    slow path (28x28 maps, 64 filters, T*B = 400: forward 67 ms and weight gradient 74 ms, against 34 ms
+    and 7 ms with two channels on this machine), so the first layer of an image network pays it every step.
+    x: [R, 1, H, W], weight [C_out, 1, kh, kw] -> [R, 2, H, W], [C_out, 2, kh, kw].
+    """
+    return torch.cat([x, torch.zeros_like(x)], 1), torch.cat([weight, torch.zeros_like(weight)], 1)
+
+
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
                    beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                    threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
@@ -124,7 +135,11 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
                            backend=backend)
     _checks.finite(x, "x")
-    folded = x.flatten(0, 1).contiguous(memory_format=torch.channels_last) if x.dim() == 5 else x.flatten(0, 1)
+    folded = x.flatten(0, 1)
+    if x.dim() == 5:
+        if x.shape[2] == 1 and groups == 1:
+            folded, weight = _two_channels(folded, weight)
+        folded = folded.contiguous(memory_format=torch.channels_last)
     with mixed:
         X = conv(folded, weight, None, **opts).unflatten(0, (T, B))
     X = X.to(x.dtype)
