@@ -5,6 +5,8 @@ check_finite
     over the tensor; a non-finite input would otherwise silently stop a neuron from spiking.
 precision
     Default precision of ``from_spec`` networks (see below).
+checkpoint_chunk
+    Default time chunk of ``from_spec`` networks for gradient checkpointing (see below).
 backend
     Default backend of the scans: ``"auto"`` picks the fastest available one for the tensor's
     device; ``"torch"`` (portable, hand-written backward) and ``"reference"`` (plain autograd
@@ -18,6 +20,11 @@ backend: str = "auto"
 precision: str = os.environ.get("IIRSNN_PRECISION", "fp32")
 """Default precision of networks built by ``iirsnn.models.from_spec`` (``"fp32"`` or ``"bf16-mixed"``);
 the environment variable IIRSNN_PRECISION sets it, e.g. to run an outside benchmark in bf16-mixed."""
+checkpoint_chunk: int | None = int(os.environ["IIRSNN_CHECKPOINT_CHUNK"]) if os.environ.get(
+    "IIRSNN_CHECKPOINT_CHUNK") else None
+"""Default ``checkpoint_chunk`` of ``from_spec`` networks: None trains on whole sequences; an integer runs
+training steps in chunks of that many time steps, recomputed in the backward (iirsnn.nn.chunked); the
+environment variable IIRSNN_CHECKPOINT_CHUNK sets it."""
 sparse_max_density: float = 0.3
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
 backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

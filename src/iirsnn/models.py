@@ -26,6 +26,7 @@ import torch
 from iirsnn import config
 from iirsnn import nn as inn
 from iirsnn.init import fluctuation_init_
+from iirsnn.nn.chunked import chunked_forward
 
 _CONV = re.compile(r"^(\d+)[cC](\d+)$")
 _POOL = re.compile(r"^[pP](\d+)$")
@@ -54,16 +55,23 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "backend": None,
     "init": "fluctuation",  # "fluctuation" (iirsnn.init.fluctuation_init_, keeps deep nets active) or "torch"
     "precision": None,  # "fp32" or "bf16-mixed" (matmuls and convolutions in bfloat16); None: config.precision
+    # training on chunks of this many steps, recomputed in the backward (iirsnn.nn.chunked): memory of one
+    # chunk instead of the whole sequence, one more forward per step; None: config.checkpoint_chunk
+    "checkpoint_chunk": None,
 }
 
 
 class Network(torch.nn.Sequential):
     """A spiking network built by :func:`from_spec`: spikes [T, B, *input_shape] -> [T, B, n_out]."""
 
-    def __init__(self, layers: Sequence[torch.nn.Module], spec: str, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, layers: Sequence[torch.nn.Module], spec: str, input_shape: tuple[int, ...],
+                 checkpoint_chunk: int | None = None) -> None:
         super().__init__(*layers)
         self.spec = spec
         self.input_shape = input_shape
+        if checkpoint_chunk is not None and (not isinstance(checkpoint_chunk, int) or checkpoint_chunk < 1):
+            raise ValueError(f"checkpoint_chunk must be None or a positive number of steps, got {checkpoint_chunk!r}")
+        self.checkpoint_chunk = checkpoint_chunk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = self.input_shape
@@ -74,6 +82,9 @@ class Network(torch.nn.Sequential):
                 hint = "; it looks time-last [B, ..., T]: iirsnn is time-major, move time first"
             raise ValueError(f"network {self.spec!r} expects time-major spikes [T, B, "
                              f"{', '.join(map(str, expected))}], got {shape}{hint}")
+        chunk = self.checkpoint_chunk
+        if chunk is not None and torch.is_grad_enabled() and x.shape[0] > chunk:
+            return chunked_forward(self, x, chunk)
         return super().forward(x)
 
 
@@ -111,6 +122,8 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
     opts = {**DEFAULT_OPTIONS, **options}
     if opts["precision"] is None:
         opts["precision"] = config.precision
+    if opts["checkpoint_chunk"] is None:
+        opts["checkpoint_chunk"] = config.checkpoint_chunk
     if opts["init"] not in ("fluctuation", "torch"):
         raise ValueError(f"init must be 'fluctuation' or 'torch', got {opts['init']!r}")
     if opts["pool"] not in _POOLS:
@@ -172,7 +185,7 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
         raise ValueError(f"spec {spec!r} has no spiking layer")
     if len(cur) != 1:
         raise ValueError(f"spec {spec!r} must end with a dense layer (the output neurons), ends with shape {list(cur)}")
-    network = Network(layers, spec, shape)
+    network = Network(layers, spec, shape, opts["checkpoint_chunk"])
     if opts["init"] == "fluctuation":
         fluctuation_init_(network)
     return network

@@ -4,6 +4,7 @@ A plain ``torch.nn.Sequential`` of them is a spiking network. Modules start ever
 from zero state unless made ``stateful`` (see :func:`set_stateful`, :func:`reset_states`).
 """
 
+from iirsnn.nn.chunked import chunked_forward
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.delay import Delay, DelayState
 from iirsnn.nn.dropout import Dropout
@@ -29,6 +30,7 @@ __all__ = [
     "StatefulModule",
     "SumPool2d",
     "SynapseFilter",
+    "chunked_forward",
     "reset_states",
     "set_precision",
     "set_stateful",

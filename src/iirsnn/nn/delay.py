@@ -39,5 +39,14 @@ class Delay(StatefulModule):
         self._keep_state(DelayState(full[full.shape[0] - self.steps:]))
         return full[: x.shape[0]]
 
+    def forward_chunk(self, x: torch.Tensor, state: DelayState | None) -> tuple[torch.Tensor, DelayState | None]:
+        """One chunk of a longer sequence with an explicit state (the last ``steps`` inputs)."""
+        _checks.time_major(x, "input", 2)
+        if self.steps == 0:
+            return x, None
+        head = x.new_zeros((self.steps, *x.shape[1:])) if state is None else state.inputs
+        full = torch.cat([head, x])
+        return full[: x.shape[0]], DelayState(full[full.shape[0] - self.steps:])
+
     def extra_repr(self) -> str:
         return f"steps={self.steps}"

@@ -36,6 +36,16 @@ class SpikingLayer(torch.nn.Module):
             current = self.connection(filtered)
         return self.neuron(current.to(filtered.dtype))
 
+    def forward_chunk(self, spikes: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
+        """One chunk of a longer sequence with an explicit state ``(FilterState, NeuronState)``, gradients
+        flowing through it (see :mod:`iirsnn.nn.chunked`): spikes [T_chunk, B, ...] -> (spikes, next state)."""
+        filter_state, neuron_state = (None, None) if state is None else state
+        filtered, filter_state = self.synapse.forward_chunk(spikes, filter_state)
+        with connection_context(self.precision, spikes):
+            current = self.connection(filtered)
+        out, neuron_state = self.neuron.forward_chunk(current.to(filtered.dtype), neuron_state)
+        return out, (filter_state, neuron_state)
+
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         """spikes: [T, B, *in_shape] presynaptic spikes -> [T, B, *out_shape] output spikes.
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from iirsnn import _checks
-from iirsnn.functional.neuron import RESETS, neuron_scan
+from iirsnn.functional.neuron import RESETS, NeuronState, neuron_scan
 from iirsnn.functional.surrogates import Surrogate, get_surrogate
 from iirsnn.nn.state import StatefulModule
 
@@ -97,6 +97,12 @@ class LIFNeuron(StatefulModule):
         if self.record_voltage:
             self.voltage = V
         return spikes
+
+    def forward_chunk(self, current: torch.Tensor, state: NeuronState | None) -> tuple[torch.Tensor, NeuronState]:
+        """One chunk of a longer sequence with an explicit state (gradients flow through it):
+        current [T_chunk, B, ...], the state after the previous chunk (None: zeros) -> (spikes, the next state)."""
+        return neuron_scan(current, self.leak, self.reset_decay, self.threshold, self.surrogate, self.reset,
+                           self.detach_reset, state, return_state=True, backend=self.backend)
 
     def extra_repr(self) -> str:
         lam, theta = self.leak.detach(), self.reset_decay.detach()

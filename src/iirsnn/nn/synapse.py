@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from iirsnn.functional.filter import synapse_filter
+from iirsnn.functional.filter import FilterState, synapse_filter
 from iirsnn.functional.parametrization import alpha_to_reflection, reflection_to_alpha
 from iirsnn.functional.presets import Coefficients, preset
 from iirsnn.nn.state import StatefulModule
@@ -98,6 +98,11 @@ class SynapseFilter(StatefulModule):
                                   backend=self.backend)
         self._keep_state(state)
         return F
+
+    def forward_chunk(self, x: torch.Tensor, state: FilterState | None) -> tuple[torch.Tensor, FilterState]:
+        """One chunk of a longer sequence with an explicit state (gradients flow through it):
+        x [T_chunk, B, C, ...], the state after the previous chunk (None: zeros) -> (F, the state after this one)."""
+        return synapse_filter(x, self.alpha, self.beta, state, return_state=True, backend=self.backend)
 
     def extra_repr(self) -> str:
         where = "shared" if self.shared else f"per-channel C={self.channels}"

@@ -94,7 +94,7 @@ class CpuSynapseFilter(torch.autograd.Function):
         acc_b = x.new_empty((Q + 1, L)) if need_b else None
         run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
             g_fh, acc_a, acc_b, P, Q, T, L, threads())
-        if g_x_last is not None and Q:  # x_last[k] is x[T - Q + k], or a history entry when T < Q
+        if g_x_last is not None and Q and (need_x or need_xh):  # x_last[k] is x[T - Q + k] or a history entry
             for k in range(Q):
                 if T - Q + k >= 0:
                     gx[T - Q + k] += g_x_last[k]

@@ -1,0 +1,93 @@
+"""Gradient checkpointing over time chunks gives the outputs and gradients of one whole-sequence call."""
+
+import pytest
+import torch
+
+from iirsnn import nn as inn
+from iirsnn.models import from_spec
+from iirsnn.nn import chunked_forward
+
+F64 = torch.float64
+
+
+def grads_of(model, run):
+    model.zero_grad(set_to_none=True)
+    out = run()
+    (out * torch.linspace(0.5, 1.5, out.shape[-1], dtype=out.dtype)).sum().backward()
+    return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same(model, x, chunk, seed=0):
+    torch.manual_seed(seed)
+    whole, g_whole = grads_of(model, lambda: torch.nn.Sequential.forward(model, x))
+    torch.manual_seed(seed)
+    chunked, g_chunked = grads_of(model, lambda: chunked_forward(model, x, chunk))
+    assert whole.sum() > 0, "the test network must spike"
+    assert torch.equal(whole, chunked)
+    assert g_whole.keys() == g_chunked.keys() and g_whole
+    for name, g in g_whole.items():
+        torch.testing.assert_close(g_chunked[name], g, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 100])
+@pytest.mark.parametrize("options", [dict(), dict(learnable_synapse=True, learnable_neuron=True),
+                                     dict(reset="hard", synapse="alpha"), dict(synapse="first_order", lag=1)])
+def test_dense_network(chunk, options):
+    torch.manual_seed(1)
+    synapse = options.pop("synapse", "dual_exp")
+    model = from_spec("24-12-5", input_shape=(10,), synapse=synapse, tau_m=4.0, tau_s=2.0, **options).double()
+    x = (torch.rand(40, 3, 10) < 0.3).to(F64)
+    assert_same(model, x, chunk)
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+def test_dense_network_other_backends(backend):
+    torch.manual_seed(6)
+    model = from_spec("12-5", input_shape=(8,), learnable_synapse=True, backend=backend).double()
+    assert_same(model, (torch.rand(20, 2, 8) < 0.3).to(F64), 6)
+
+
+def test_conv_network_with_pooling_dropout_and_per_channel_synapses():
+    torch.manual_seed(2)
+    model = from_spec("4C3-P2-6-3", input_shape=(2, 8, 8), dropout=0.3, per_channel_synapse=True).double()
+    model.train()
+    x = (torch.rand(30, 2, 2, 8, 8) < 0.3).to(F64)
+    assert_same(model, x, 8, seed=5)
+
+
+def test_delay_and_separate_modules():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(inn.SynapseFilter("dual_exp", tau_m=4.0, tau_s=1.0), inn.Delay(3),
+                                inn.Linear(6, 4), inn.LIFNeuron(tau_m=3.0)).double()
+    torch.nn.init.normal_(model[2].weight, 1.0, 0.5)
+    x = (torch.rand(25, 2, 6) < 0.4).to(F64)
+    assert_same(model, x, 4)
+
+
+def test_network_option_uses_chunks_only_for_training():
+    torch.manual_seed(4)
+    model = from_spec("16-4", input_shape=(6,), checkpoint_chunk=5).double()
+    x = (torch.rand(23, 2, 6) < 0.3).to(F64)
+    calls = []
+    model[0].synapse.forward_chunk = lambda *a, f=model[0].synapse.forward_chunk: calls.append(1) or f(*a)
+    out = model(x)
+    assert len(calls) == 5  # ceil(23 / 5) chunks
+    with torch.no_grad():  # no gradients: one whole-sequence call, no chunks
+        assert torch.equal(model(x), out.detach())
+    assert len(calls) == 5
+    out.sum().backward()  # each chunk recomputed once
+    assert len(calls) == 10
+
+
+def test_refusals_name_the_problem():
+    lin = torch.nn.Sequential(inn.SynapseFilter(stateful=True))
+    with pytest.raises(ValueError, match="stateful"):
+        chunked_forward(lin, torch.zeros(4, 1, 3), 2)
+    with pytest.raises(TypeError, match="GRU"):
+        chunked_forward(torch.nn.Sequential(torch.nn.GRU(3, 3)), torch.zeros(4, 1, 3), 2)
+    with pytest.raises(ValueError, match="record_voltage"):
+        chunked_forward(torch.nn.Sequential(inn.LIFNeuron(record_voltage=True)), torch.zeros(4, 1, 3), 2)
+    with pytest.raises(ValueError, match="positive number"):
+        chunked_forward(torch.nn.Sequential(inn.LIFNeuron()), torch.zeros(4, 1, 3), 0)
+    with pytest.raises(ValueError, match="checkpoint_chunk"):
+        from_spec("4", input_shape=(3,), checkpoint_chunk=-2)
