@@ -47,6 +47,16 @@ def test_dense_network_other_backends(backend):
     assert_same(model, (torch.rand(20, 2, 8) < 0.3).to(F64), 6)
 
 
+@pytest.mark.parametrize("spec, shape", [("3C3-P2-5C3-4", (1, 8, 8)), ("3C3-4", (2, 9))])
+@pytest.mark.parametrize("learnable", [False, True])
+def test_conv_network_fused_chunks(spec, shape, learnable):
+    """Shared kernels on the compiled backend: each chunk filters on the current side (channels-last for 2-D)."""
+    torch.manual_seed(7)
+    model = from_spec(spec, input_shape=shape, learnable_synapse=learnable, learnable_neuron=learnable).double()
+    assert model[0]._fusable(torch.zeros(1, dtype=F64))
+    assert_same(model, (torch.rand(26, 2, *shape) < 0.3).to(F64), 6)
+
+
 def test_conv_network_with_pooling_dropout_and_per_channel_synapses():
     torch.manual_seed(2)
     model = from_spec("4C3-P2-6-3", input_shape=(2, 8, 8), dropout=0.3, per_channel_synapse=True).double()
@@ -69,7 +79,7 @@ def test_network_option_uses_chunks_only_for_training():
     model = from_spec("16-4", input_shape=(6,), checkpoint_chunk=5).double()
     x = (torch.rand(23, 2, 6) < 0.3).to(F64)
     calls = []
-    model[0].synapse.forward_chunk = lambda *a, f=model[0].synapse.forward_chunk: calls.append(1) or f(*a)
+    model[0].forward_chunk = lambda *a, f=model[0].forward_chunk: calls.append(1) or f(*a)
     out = model(x)
     assert len(calls) == 5  # ceil(23 / 5) chunks
     with torch.no_grad():  # no gradients: one whole-sequence call, no chunks

@@ -79,6 +79,28 @@ def _two_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.cat([x, torch.zeros_like(x)], 1), torch.cat([weight, torch.zeros_like(weight)], 1)
 
 
+def linear_current(x: torch.Tensor, weight: torch.Tensor, precision: str) -> torch.Tensor:
+    """x [T, B, N_in] spikes -> W x [T, B, N_out] (no bias) with the spike-sparse product of the cpu backend."""
+    from iirsnn.kernels.cpu.layer import SpikeLinear
+
+    T, B = x.shape[:2]
+    return SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
+
+
+def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: str) -> torch.Tensor:
+    """x [T, B, C_in, *spatial] -> the convolution without bias [T, B, C_out, *spatial'] in x's dtype
+    (2-D: channels-last in memory)."""
+    T, B = x.shape[:2]
+    folded = x.flatten(0, 1)
+    if x.dim() == 5:
+        if x.shape[2] == 1 and opts.get("groups", 1) == 1:
+            folded, weight = _two_channels(folded, weight)
+        folded = folded.contiguous(memory_format=torch.channels_last)
+    with connection_context(precision, x):
+        X = _CONV[weight.dim()](folded, weight, None, **opts).unflatten(0, (T, B))
+    return X.to(x.dtype)
+
+
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
                    beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                    threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
@@ -101,11 +123,8 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
             current = tnf.linear(F, weight, bias)
         return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
                            backend=backend)
-    from iirsnn.kernels.cpu.layer import SpikeLinear
-
     _checks.finite(x, "x")
-    T, B = x.shape[:2]
-    X = SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
+    X = linear_current(x, weight, precision)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     return _current_side(X, bias, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)
 
@@ -135,14 +154,7 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
                            backend=backend)
     _checks.finite(x, "x")
-    folded = x.flatten(0, 1)
-    if x.dim() == 5:
-        if x.shape[2] == 1 and groups == 1:
-            folded, weight = _two_channels(folded, weight)
-        folded = folded.contiguous(memory_format=torch.channels_last)
-    with mixed:
-        X = conv(folded, weight, None, **opts).unflatten(0, (T, B))
-    X = X.to(x.dtype)
+    X = conv_current(x, weight, opts, precision)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     if x.dim() == 4:  # 1-D: [T, B, C, L]
         b = None if bias is None else bias.view(-1, 1)

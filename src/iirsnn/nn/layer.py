@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from iirsnn import kernels
+from iirsnn.functional.chunk import spiking_chunk
 from iirsnn.functional.layer import check_precision, connection_context, spiking_conv, spiking_linear
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.neuron import LIFNeuron
@@ -36,10 +38,27 @@ class SpikingLayer(torch.nn.Module):
             current = self.connection(filtered)
         return self.neuron(current.to(filtered.dtype))
 
+    def _fusable(self, spikes: torch.Tensor) -> bool:
+        """Whether the connection commutes with the (shared) synapse filter on the compiled backend."""
+        conn, syn = self.connection, self.synapse
+        return (isinstance(conn, (Linear, Conv1d, Conv2d)) and getattr(conn, "padding_mode", "zeros") == "zeros"
+                and syn.shared and kernels.resolve(self.neuron.backend or syn.backend, spikes) == "cpu")
+
     def forward_chunk(self, spikes: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
         """One chunk of a longer sequence with an explicit state ``(FilterState, NeuronState)``, gradients
-        flowing through it (see :mod:`iirsnn.nn.chunked`): spikes [T_chunk, B, ...] -> (spikes, next state)."""
+        flowing through it (see :mod:`iirsnn.nn.chunked`): spikes [T_chunk, B, ...] -> (spikes, next state).
+
+        Where the whole-sequence call would take the fused path, the chunk also filters on the current
+        side after a spike-sparse product (its filter state is then that of W O, not of O)."""
         filter_state, neuron_state = (None, None) if state is None else state
+        syn, conn, neu = self.synapse, self.connection, self.neuron
+        if self._fusable(spikes):
+            conv = None if isinstance(conn, Linear) else dict(stride=conn.stride, padding=conn.padding,
+                                                                 dilation=conn.dilation, groups=conn.groups)
+            return spiking_chunk(spikes, conn.weight, conn.bias, syn.alpha, syn.beta, neu.leak, neu.reset_decay,
+                                 neu.threshold, neu.surrogate, neu.reset, neu.detach_reset, filter_state,
+                                 neuron_state, conv=conv, backend=neu.backend or syn.backend,
+                                 precision=self.precision)
         filtered, filter_state = self.synapse.forward_chunk(spikes, filter_state)
         with connection_context(self.precision, spikes):
             current = self.connection(filtered)
