@@ -7,8 +7,9 @@ bias and neuron (:mod:`iirsnn.kernels.cpu.layer`); otherwise they compose the se
 Both ways give the same spikes and gradients (tested against the float64 reference).
 
 ``precision="bf16-mixed"`` runs the GEMMs and convolutions in bfloat16 (spikes are exact in it;
-weights, currents and gradients are rounded) and the scans in float32; the default ``"fp32"``
-keeps everything in the input's dtype.
+weights, currents and gradients are rounded), the scans in float32, and keeps V for the backward in
+bfloat16 (rounded so that every spike is kept); the default ``"fp32"`` keeps everything in the
+input's dtype.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def _fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: 
 
 def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
                   leak: torch.Tensor, reset_decay: torch.Tensor, threshold: float, surrogate: Surrogate, reset: str,
-                  detach_reset: bool) -> torch.Tensor:
-    """Filter + bias + neuron on the unfiltered current X [T, B, ...]; bias, leak, reset_decay broadcast to X[0, 0]."""
+                  detach_reset: bool, v_bf16: bool = False) -> torch.Tensor:
+    """Filter + bias + neuron on the unfiltered current X [T, B, ...]; bias, leak, reset_decay broadcast to X[0, 0].
+    ``v_bf16``: the fused pass keeps V in bfloat16 for the backward (the bf16-mixed precision)."""
     from iirsnn.kernels.cpu.layer import FusedFilterNeuron
 
     if not (alpha.requires_grad or beta.requires_grad):
         return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
-                                       threshold, surrogate, reset, detach_reset)[0]
+                                       threshold, surrogate, reset, detach_reset, v_bf16)[0]
     F = synapse_filter(X, alpha, beta, backend="cpu")
     return neuron_scan(F if bias is None else F + bias, leak, reset_decay, threshold, surrogate, reset, detach_reset,
                        backend="cpu")
@@ -126,7 +128,8 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     _checks.finite(x, "x")
     X = linear_current(x, weight, precision)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
-    return _current_side(X, bias, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)
+    return _current_side(X, bias, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset,
+                         precision == "bf16-mixed")
 
 
 def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
@@ -158,9 +161,11 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     if x.dim() == 4:  # 1-D: [T, B, C, L]
         b = None if bias is None else bias.view(-1, 1)
-        return _current_side(X, b, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset)
+        return _current_side(X, b, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset,
+                             precision == "bf16-mixed")
     # 2-D: the convolution works channels-last; run the scans in that physical layout [T, B, H, W, C]
     features = X.shape[2:]
     spikes = _current_side(X.permute(0, 1, 3, 4, 2), bias, alpha, beta, _channels_last(lam, features),
-                           _channels_last(theta, features), threshold, surrogate, reset, detach_reset)
+                           _channels_last(theta, features), threshold, surrogate, reset, detach_reset,
+                           precision == "bf16-mixed")
     return spikes.permute(0, 1, 4, 2, 3)

@@ -27,12 +27,15 @@ class FusedFilterNeuron(torch.autograd.Function):
 
     X: [T, B, *features] unfiltered current (contiguous); bias: broadcastable to features or None.
     Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V;
-    None when no input requires grad, as V is then needed by no backward).
+    None when no input requires grad, as V is then needed by no backward). ``v_bf16``: keep V for the
+    backward in bfloat16 (half the memory; rounded so that ``V > threshold`` is still exactly each
+    spike, so the reset paths of the backward are unchanged; the surrogate and the leak gradient see
+    V rounded to 8 bits of mantissa).
     """
 
     @staticmethod
     def forward(ctx, X, bias, leak, reset_decay, alpha: tuple[float, ...], beta: tuple[float, ...],
-                threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool):
+                threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool, v_bf16: bool = False):
         ctx.set_materialize_grads(False)  # V is not differentiable: no zero gradient of its size is made
         X = X.contiguous()
         T, lanes = X.shape[0], X.shape[1:]
@@ -43,12 +46,15 @@ class FusedFilterNeuron(torch.autograd.Function):
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
         O = torch.empty_like(X)
-        V = torch.empty_like(X) if any(ctx.needs_input_grad) else None  # inference: V is never stored
-        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V, O,
-            lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, threads())
+        v_bf16 = bool(v_bf16) and X.dtype == torch.float32
+        V = None  # inference: V is never stored
+        if any(ctx.needs_input_grad):
+            V = torch.empty(X.shape, dtype=torch.bfloat16) if v_bf16 else torch.empty_like(X)
+        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
+            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, threads())
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
-        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period)
+        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16)
         if V is not None:
             ctx.mark_non_differentiable(V)
         return O, V
@@ -56,20 +62,21 @@ class FusedFilterNeuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gO, _gV):
         V, leak, reset_decay, lam, theta, a_arr, be_arr = ctx.saved_tensors
-        threshold, surrogate, reset, detach_reset, lam_period, theta_period = ctx.options
+        threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16 = ctx.options
         T, lanes = V.shape[0], V.shape[1:]
         L = lanes.numel()
         hard = reset == "hard"
+        dtype = lam.dtype  # the compute dtype (V may be stored in bfloat16)
         S_prev = acc_theta = None
         if ctx.needs_input_grad[3] and not hard:
-            S_prev = torch.empty_like(V)
-            zeros = V.new_zeros(lanes)
-            run("reset_trace", V.dtype, V, zeros, theta, theta_period, threshold, S_prev, T, L, threads())
-            acc_theta = V.new_empty(lanes)
-        gO = torch.zeros_like(V) if gO is None else gO.contiguous()
-        gX = torch.empty_like(V)
-        acc_bias, acc_leak = V.new_empty(lanes), V.new_empty(lanes)
-        run("filter_neuron_backward", V.dtype, gO, V, a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
+            S_prev = torch.empty(V.shape, dtype=dtype)
+            zeros = lam.new_zeros(lanes)
+            run("reset_trace", dtype, V, int(v_bf16), zeros, theta, theta_period, threshold, S_prev, T, L, threads())
+            acc_theta = lam.new_empty(lanes)
+        gO = torch.zeros(V.shape, dtype=dtype) if gO is None else gO.contiguous()
+        gX = torch.empty_like(gO)
+        acc_bias, acc_leak = lam.new_empty(lanes), lam.new_empty(lanes)
+        run("filter_neuron_backward", dtype, gO, V, int(v_bf16), a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
             lam_period, theta, theta_period, threshold, int(hard), int(detach_reset),
             SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX, acc_bias,
             acc_leak, acc_theta, T, L, threads())
@@ -79,7 +86,7 @@ class FusedFilterNeuron(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             g_theta = sum_to_shape(acc_theta, reset_decay.shape) if acc_theta is not None else torch.zeros_like(
                 reset_decay)
-        return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None
+        return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None
 
 
 class SpikeMatrix:

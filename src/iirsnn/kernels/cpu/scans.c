@@ -37,6 +37,25 @@ static inline float iirsnn_expf(float x) {
     return e * scale;
 }
 
+/* Potentials stored as bfloat16 (an option of the fused layer): the upper 16 bits of the float32, rounded to
+ * nearest even, then moved one bfloat16 step towards the float32 value's side of the threshold wherever
+ * rounding crossed it, so that `stored > th` is exactly the spike the forward emitted (th > 0). */
+static inline float bf16_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16_keeping_spike(float v, float th) {
+    uint32_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const int spike = v > th, stored_spike = bf16_to_f32((uint16_t)r) > th;
+    r += (uint32_t)(spike & !stored_spike) - (uint32_t)(!spike & stored_spike); /* positive: +1 is one step up */
+    return (uint16_t)r;
+}
+
 #define SCALAR float
 #define FN(name) name##_f32
 #define EXP iirsnn_expf

@@ -42,7 +42,7 @@ def _forward(cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_pe
 
 
 def _reset_trace(V, s0, theta, theta_period, threshold, S_prev):
-    run("reset_trace", V.dtype, V, s0, theta, theta_period, threshold, S_prev, V.shape[0], V[0].numel(), threads())
+    run("reset_trace", V.dtype, V, 0, s0, theta, theta_period, threshold, S_prev, V.shape[0], V[0].numel(), threads())
 
 
 def _backward(gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period, threshold, hard, detach,

@@ -121,6 +121,15 @@ static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int 
     }
 }
 
+/* A row of n stored potentials in SCALAR: the storage itself (v_bf16 = 0) or converted from bfloat16 into buf. */
+static inline const SCALAR *FN(potential_row)(const void *V, int v_bf16, int64_t offset, int64_t n, SCALAR *buf) {
+    if (!v_bf16) return (const SCALAR *)V + offset;
+    const uint16_t *h = (const uint16_t *)V + offset;
+    #pragma omp simd
+    for (int64_t i = 0; i < n; i++) buf[i] = (SCALAR)bf16_to_f32(h[i]);
+    return buf;
+}
+
 /* vp[i] = V'[t-1], the decayed previous potential that multiplies leak at step t (hard reset: zero after a spike). */
 static inline void FN(previous_potential)(int64_t n, int hard, SCALAR th, const SCALAR *restrict Vp,
                                           SCALAR *restrict vp) {
@@ -207,19 +216,20 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
 }
 
 /* S_prev[t] = S[t-1] of the reset filter, recomputed from the spikes O = V > th (for d loss / d theta). */
-void FN(reset_trace)(const SCALAR *V, const SCALAR *s0, const SCALAR *theta, int64_t theta_period,
+void FN(reset_trace)(const void *V, int v_bf16, const SCALAR *s0, const SCALAR *theta, int64_t theta_period,
                      double threshold, SCALAR *S_prev, int64_t T, int64_t L, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR s[CHUNK];
+        SCALAR s[CHUNK], vbuf[CHUNK];
         for (int64_t i = 0; i < n; i++) s[i] = s0[c0 + i];
         for (int64_t t = 0; t < T; t++) {
             const int64_t off = t * L + c0;
+            const SCALAR *Vt = FN(potential_row)(V, v_bf16, off, n, vbuf);
             for (int64_t i = 0; i < n; i++) {
                 S_prev[off + i] = s[i];
-                s[i] = theta[(c0 + i) % theta_period] * s[i] + (V[off + i] > th ? (SCALAR)1 : (SCALAR)0);
+                s[i] = theta[(c0 + i) % theta_period] * s[i] + (Vt[i] > th ? (SCALAR)1 : (SCALAR)0);
             }
         }
     }
@@ -343,9 +353,9 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
  *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
  *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL) and O are written. */
 void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, const double *beta, int64_t Q,
-                               const SCALAR *bias, int64_t bias_period, SCALAR *V, SCALAR *O, const SCALAR *leak,
-                               int64_t leak_period, const SCALAR *theta, int64_t theta_period, double threshold,
-                               int hard, int64_t T, int64_t L, int nthreads) {
+                               const SCALAR *bias, int64_t bias_period, void *V, int v_bf16, SCALAR *O,
+                               const SCALAR *leak, int64_t leak_period, const SCALAR *theta, int64_t theta_period,
+                               double threshold, int hard, int64_t T, int64_t L, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
     const int64_t K = P > 0 ? P : 1;
     #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -383,8 +393,14 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
             }
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) f[i] += b[i]; /* the current I = F + bias */
-            /* V is NULL without a backward: the potential then goes to a scratch row */
-            FN(neuron_step)(n, hard, th, lam, dec, f, v, s, V ? V + t * L + c0 : vscratch, O + t * L + c0);
+            /* V is NULL without a backward: the potential then goes to a scratch row (also on its way to bfloat16) */
+            SCALAR *Vt = V && !v_bf16 ? (SCALAR *)V + t * L + c0 : vscratch;
+            FN(neuron_step)(n, hard, th, lam, dec, f, v, s, Vt, O + t * L + c0);
+            if (V && v_bf16) {
+                uint16_t *h = (uint16_t *)V + t * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) h[i] = f32_to_bf16_keeping_spike((float)vscratch[i], (float)th);
+            }
         }
         free(ring);
     }
@@ -393,7 +409,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
 /* Adjoint of filter_neuron_forward: from gO [T, L] and the saved V, writes gX [T, L] (the gradient of the
  * unfiltered current X) and per-lane sums acc_bias = sum_t gI[t], acc_leak = sum_t gV[t] V'[t-1] and
  * (when acc_theta is not NULL; S_prev [T, L] then holds S[t-1]) acc_theta = sum_t gS[t] S[t-1]. */
-void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double *alpha, int64_t P,
+void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, const double *alpha, int64_t P,
                                 const double *beta, int64_t Q, const SCALAR *leak, int64_t leak_period,
                                 const SCALAR *theta, int64_t theta_period, double threshold, int hard, int detach,
                                 int surr_kind, double surr_param, const SCALAR *S_prev, SCALAR *gX,
@@ -405,6 +421,7 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
         SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], ab[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK], vp[CHUNK];
+        SCALAR vbuf[2][CHUNK]; /* V[t] and V[t-1] when stored as bfloat16 */
         SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* G[t .. t + max(P, Q)] */
         for (int64_t i = 0; i < n; i++) {
             gvn[i] = 0;
@@ -418,13 +435,14 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const SCALAR *V, const double 
         for (int64_t k = 0; k < K * CHUNK; k++) ring[k] = 0;
         for (int64_t t = T - 1; t >= 0; t--) {
             const int64_t off = t * L + c0;
-            const SCALAR *Vt = V + off, *gOt = gO + off;
+            const SCALAR *gOt = gO + off;
+            const SCALAR *Vt = FN(potential_row)(V, v_bf16, off, n, vbuf[t & 1]);
             if (t - PREFETCH >= 0) {
-                FN(prefetch_row)(Vt - PREFETCH * L, n);
+                if (!v_bf16) FN(prefetch_row)(Vt - PREFETCH * L, n);
                 FN(prefetch_row)(gOt - PREFETCH * L, n);
             }
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
-            if (t > 0) FN(previous_potential)(n, hard, th, Vt - L, vp);
+            if (t > 0) FN(previous_potential)(n, hard, th, FN(potential_row)(V, v_bf16, off - L, n, vbuf[(t - 1) & 1]), vp);
             else for (int64_t i = 0; i < n; i++) vp[i] = 0; /* from zero state */
             /* neuron adjoint: gV[t] (= dL/dI[t] = dL/dF[t]) goes into this step's ring slot as G's seed */
             SCALAR *Gt = ring + (t % K) * CHUNK;
