@@ -89,18 +89,43 @@ def linear_current(x: torch.Tensor, weight: torch.Tensor, precision: str) -> tor
     return SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
 
 
+def _explicit_padding(padding, weight: torch.Tensor, dilation) -> tuple[int, ...] | None:
+    """Padding as one int per spatial dim ("valid", "same" with odd extents, ints), or None when
+    "same" needs uneven padding (the convolution then pads itself)."""
+    dims = weight.dim() - 2
+    dilation = (dilation,) * dims if isinstance(dilation, int) else tuple(dilation)
+    if padding == "valid":
+        return (0,) * dims
+    if padding == "same":
+        totals = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:], strict=True)]
+        return None if any(t % 2 for t in totals) else tuple(t // 2 for t in totals)
+    return (padding,) * dims if isinstance(padding, int) else tuple(padding)
+
+
 def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: str) -> torch.Tensor:
     """x [T, B, C_in, *spatial] -> the convolution without bias [T, B, C_out, *spatial'] in x's dtype
-    (2-D: channels-last in memory)."""
+    (2-D: channels-last in memory). Binary input is kept as bytes for the weight gradient (SpikeConv)."""
+    from iirsnn.kernels.cpu.layer import SpikeConv
+
     T, B = x.shape[:2]
     folded = x.flatten(0, 1)
     if x.dim() == 5:
         if x.shape[2] == 1 and opts.get("groups", 1) == 1:
             folded, weight = _two_channels(folded, weight)
         folded = folded.contiguous(memory_format=torch.channels_last)
-    with connection_context(precision, x):
-        X = _CONV[weight.dim()](folded, weight, None, **opts).unflatten(0, (T, B))
-    return X.to(x.dtype)
+    else:
+        folded = folded.contiguous()
+    dims = weight.dim() - 2
+    padding = _explicit_padding(opts.get("padding", 0), weight, opts.get("dilation", 1))
+    if padding is None:
+        with connection_context(precision, x):
+            return _CONV[weight.dim()](folded, weight, None, **opts).unflatten(0, (T, B)).to(x.dtype)
+    stride, dilation = (opts.get(k, 1) for k in ("stride", "dilation"))
+    stride = (stride,) * dims if isinstance(stride, int) else tuple(stride)
+    dilation = (dilation,) * dims if isinstance(dilation, int) else tuple(dilation)
+    compute = torch.bfloat16 if check_precision(precision) == "bf16-mixed" else x.dtype
+    X = SpikeConv.apply(folded, weight, stride, padding, dilation, opts.get("groups", 1), compute)
+    return X.unflatten(0, (T, B)).to(x.dtype)
 
 
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,

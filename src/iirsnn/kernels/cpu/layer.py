@@ -190,3 +190,46 @@ class SpikeLinear(torch.autograd.Function):
             else:
                 gW = _mm(saved[0].t().to(gY.dtype), gY, ctx.bf16).t()  # as W^T: the layout of iirsnn.nn.Linear
         return gX, gW, None
+
+
+def _is_binary(x: torch.Tensor) -> bool:
+    """Whether every value of x is 0 or 1, in one pass (x contiguous in some dense memory format)."""
+    flat = x.permute(0, *range(2, x.dim()), 1) if x.is_contiguous(memory_format=torch.channels_last) else x
+    flat = flat.reshape(-1, x.shape[1])
+    counts = torch.empty(flat.shape[0], dtype=torch.int64)
+    return not run("csr_count", flat.dtype, flat, flat.shape[0], flat.shape[1], counts, threads())
+
+
+class SpikeConv(torch.autograd.Function):
+    """A bias-free convolution whose input, when it is binary (spikes), is kept as bytes for the backward.
+
+    x [R, C_in, *spatial] (contiguous, NCHW or channels-last), weight [C_out, C_in/groups, *kernel];
+    stride, padding, dilation: int tuples. ``compute_dtype``: the dtype of the convolution itself
+    (bfloat16 for bf16-mixed). The input gradient needs only the weight; the weight gradient converts
+    the bytes back for one call of the convolution's backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation, groups: int, compute_dtype: torch.dtype):
+        xc, wc = x.to(compute_dtype), weight.to(compute_dtype)
+        zeros = (0,) * len(stride)
+        y = torch.convolution(xc, wc, None, stride, padding, dilation, False, zeros, groups)
+        keep = None
+        if ctx.needs_input_grad[1]:
+            keep = x.to(torch.uint8) if x.dtype.is_floating_point and _is_binary(x) else x
+        ctx.save_for_backward(keep, weight)
+        ctx.conv = (stride, padding, dilation, groups, compute_dtype, x.dtype, x.shape)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        keep, weight = ctx.saved_tensors
+        stride, padding, dilation, groups, compute_dtype, x_dtype, x_shape = ctx.conv
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        wc = weight.to(compute_dtype)
+        xc = keep.to(compute_dtype) if need_w else torch.empty(x_shape, dtype=compute_dtype)
+        gx, gw, _ = torch.ops.aten.convolution_backward(gy.to(compute_dtype), xc, wc, None, list(stride),
+                                                         list(padding), list(dilation), False,
+                                                         [0] * len(stride), groups, [need_x, need_w, False])
+        return (gx.to(x_dtype) if need_x else None, gw.to(weight.dtype) if need_w else None,
+                None, None, None, None, None)
