@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iirsnn.data.audio import MfccConfig, Waveform, mfcc, read_wav, resample_frames
+from iirsnn.data.audio import MfccConfig, Waveform, mfcc, read_wav
 from iirsnn.data.errors import CorruptFileError
 
 RATE = 8000
@@ -148,12 +148,6 @@ def test_fit_crop_keeps_the_first_frames():
     assert fitted.shape == (90, 20)
     np.testing.assert_allclose(fitted, mfcc(long[: 90 * HOP - 1], RATE), rtol=1e-6)
     np.testing.assert_allclose(fitted[:88], mfcc(long, RATE)[:88], rtol=1e-3, atol=0.05)
-
-
-def test_resample_frames_interpolates_linearly():
-    frames = np.array([[0.0, 10.0], [1.0, 20.0]], dtype=np.float32)
-    np.testing.assert_allclose(resample_frames(frames, 3), [[0, 10], [0.5, 15], [1, 20]])
-    np.testing.assert_array_equal(resample_frames(frames[:1], 4), np.repeat(frames[:1], 4, axis=0))
 
 
 def test_cache_params_hold_every_parameter_and_the_librosa_version():

@@ -51,7 +51,8 @@ REMOTES = [Remote(SOURCE_URL + TARGET_FILE, TARGET_FILE, TARGET_SHA256)] + [
 
 _HINT = (f"Put {TARGET_FILE} (from the paper authors' repository Snow-Crash/snn-iir, examples/dataset/) there, "
          "e.g. with iirsnn.data.download.fetch_all(iirsnn.data.associative.REMOTES, directory), or pass "
-         "patterns=patterns_from_images(glyph_images('ABCDEFGHIJ')) to use generated patterns instead")
+         "patterns=patterns_from_images(glyph_images('ABCDEFGHIJ')) (iirsnn.data.pattern_generator) to use "
+         "generated patterns instead")
 
 
 # --- the authors' file ---------------------------------------------------------------------------

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from iirsnn.data.cache import cached
 from iirsnn.data.errors import CorruptFileError, DataError
+from iirsnn.data.timeseries import resample
 
 FRAME_FITS = ("resample", "pad", "crop")
 _WAV_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<i2"), 4: np.dtype("<i4")}
@@ -129,16 +129,6 @@ def _samples(ms: float, sample_rate: int) -> int:
     return max(1, round(ms * sample_rate / 1000))
 
 
-def resample_frames(frames: np.ndarray, n_frames: int) -> np.ndarray:
-    """Linear interpolation of ``frames`` [T, C] onto [n_frames, C], first and last frame kept
-    (a single frame is repeated)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).T.unsqueeze(0)  # [1, C, T]
-    if x.shape[-1] == 1:
-        return np.repeat(frames.astype(np.float32), n_frames, axis=0)
-    out = F.interpolate(x, size=n_frames, mode="linear", align_corners=True)
-    return out[0].T.contiguous().numpy()
-
-
 @dataclass(frozen=True)
 class MfccConfig:
     """How an utterance becomes an MFCC sequence [n_frames, n_mfcc]; see the module doc.
@@ -170,7 +160,7 @@ class MfccConfig:
         """
         options = {"n_mfcc": self.n_mfcc, "window_ms": self.window_ms, "hop_ms": self.hop_ms, "n_mels": self.n_mels}
         if self.fit == "resample":
-            return resample_frames(mfcc(samples, sample_rate, **options), self.n_frames)
+            return resample(torch.from_numpy(mfcc(samples, sample_rate, **options)), self.n_frames).numpy()
         hop = _samples(self.hop_ms, sample_rate)
         longest, shortest = self.n_frames * hop - 1, (self.n_frames - 1) * hop  # 1 + n // hop == n_frames
         if samples.size > longest:
