@@ -1,6 +1,7 @@
 /* Compiled CPU kernels of iirsnn: the neuron and synapse-filter scans, forward and backward,
  * for float32 and float64. Built at first use by iirsnn/kernels/cpu/build.py and called through ctypes. */
 #define _GNU_SOURCE
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
