@@ -191,7 +191,8 @@ class DVSGesture(FrameDataset):
                     yield _gesture_index(events, int(start), int(end), T, duration_us, downsample)
 
         def build() -> dict[str, torch.Tensor]:
-            return PackedFrames.from_indices(indices(), shape).to_tensors()
+            return PackedFrames.from_indices(indices(), shape, "DVS Gesture: frames",
+                                             sum(len(rows) for rows in gestures)).to_tensors()
 
         labels_paths = [p.with_name(p.stem + LABELS_SUFFIX) for p in trial_paths]
         params = {"format": "packed-frames-1", "split": split, "T": T, "duration_us": duration_us,
@@ -236,7 +237,7 @@ class DVSGestureSamples(FrameDataset):
         def build() -> dict[str, torch.Tensor]:
             indices = (_gesture_index(read_bin_events(f, SENSOR_SIZE), 0, duration_us, T, duration_us, downsample)
                        for f in files)
-            return PackedFrames.from_indices(indices, shape).to_tensors()
+            return PackedFrames.from_indices(indices, shape, "DVS Gesture samples: frames", len(files)).to_tensors()
 
         params = {"format": "packed-frames-1", "T": T, "duration_us": duration_us, "downsample": downsample,
                   "files": files_fingerprint(files)}

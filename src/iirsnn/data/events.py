@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from iirsnn.data.errors import CorruptFileError
 
@@ -218,8 +219,12 @@ class PackedFrames:
     shape: tuple[int, int, int, int]
 
     @classmethod
-    def from_indices(cls, samples: Iterable[np.ndarray], shape: Sequence[int]) -> PackedFrames:
-        """Pack the flat frame indices of each sample's events (``[M_i]``, repeats = several events)."""
+    def from_indices(cls, samples: Iterable[np.ndarray], shape: Sequence[int], desc: str | None = None,
+                     total: int | None = None) -> PackedFrames:
+        """Pack the flat frame indices of each sample's events (``[M_i]``, repeats = several events);
+        with ``desc``, a progress bar (on a terminal) over the ``total`` samples."""
+        if desc is not None:
+            samples = tqdm(samples, desc=desc, total=total, disable=None, leave=False)
         shape = tuple(int(s) for s in shape)
         index_dtype = _smallest_int_dtype(int(np.prod(shape)) - 1, (torch.int32, torch.int64))
         cells, counts, lengths = [], [], [0]

@@ -217,7 +217,8 @@ class NMNIST(FrameDataset):
 
         def build() -> dict[str, torch.Tensor]:
             indices = (frame_index(read_bin_events(f, SENSOR_SIZE), SENSOR_SIZE, **window)[0] for f in files)
-            return PackedFrames.from_indices(indices, (T, 2, SENSOR_SIZE[1], SENSOR_SIZE[0])).to_tensors()
+            return PackedFrames.from_indices(indices, (T, 2, SENSOR_SIZE[1], SENSOR_SIZE[0]), f"{name}: frames",
+                                             len(files)).to_tensors()
 
         params = {"format": "packed-frames-1", "split": "train" if train else "test", "T": T,
                   "duration_us": duration_us, "start_us": 0, "files": files_fingerprint(files)}
