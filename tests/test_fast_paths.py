@@ -306,3 +306,23 @@ def test_bf16_mixed_conv_gradients_close_to_fp32():
     (o32, w32, x32), (o16, w16, x16) = grads
     assert (o32 != o16).float().mean() < 0.05  # bf16 weights move a few potentials across the threshold
     assert rel_err(w16, w32) < 0.05 and rel_err(x16, x32) < 0.05  # measured: no spike moved, 0.9 % and 0.9 %
+
+
+def test_fused_pass_fp32_streamed_outputs_match_float64():
+    """Rows of 16+ aligned lanes go out with streaming stores in float32; values equal float64's to round-off."""
+    from iirsnn.functional import get_surrogate
+    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
+
+    g = torch.Generator().manual_seed(3)
+    X64 = torch.randn(40, 4, 70, generator=g, dtype=F64) * 0.7 + 0.3  # 280 lanes: a full block and a partial one
+    results = []
+    for X in (X64, X64.float()):
+        X = X.clone().requires_grad_()
+        leak, theta = torch.tensor(0.8, dtype=X.dtype), torch.tensor(0.6, dtype=X.dtype)
+        O, V = FusedFilterNeuron.apply(X, None, leak, theta, (1.1, -0.3), (0.5, 0.2), 1.0,
+                                       get_surrogate("gaussian"), "filter", False)
+        (gX,) = torch.autograd.grad((O * torch.linspace(-1, 1, O.numel(), dtype=X.dtype).view(O.shape)).sum(), X)
+        results.append((O, V, gX))
+    (O64, V64, g64), (O32, V32, g32) = results
+    assert torch.equal(O32.double(), O64) and 0.05 < float(O64.mean()) < 0.6
+    assert rel_err(V32.double(), V64) < 1e-6 and rel_err(g32.double(), g64) < 1e-5
