@@ -8,6 +8,7 @@ reduction over the tensor (a sum, then an exact ``isfinite`` only when the sum i
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -87,3 +88,16 @@ def state_shape(state: torch.Tensor, expected: Sequence[int], name: str) -> None
             f"{name} has shape {list(state.shape)}, expected {list(expected)}; states are [B, ...] "
             "(or [P, B, ...] for filter histories) and inputs time-major [T, B, ...]"
         )
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as a positive int (not bool), else TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive int, got {number}")
+    return number

@@ -37,25 +37,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from iirsnn._checks import positive_int
 from iirsnn.data.errors import CorruptFileError
 
 #: tonic's event layout: pixel column ``x``, row ``y``, time ``t`` in µs, polarity ``p`` (True = ON).
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.bool_)])
 EVENT_FIELDS = ("x", "y", "t", "p")
 POLARITIES = 2
-
-
-def _positive_int(value: object, name: str) -> int:
-    """``value`` as a positive int (not bool), else TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive int, got {number}")
-    return number
 
 
 def _check_events(events: object) -> np.ndarray:
@@ -74,7 +62,7 @@ def sensor_width_height(sensor_size: Sequence[int]) -> tuple[int, int]:
     """``(W, H)`` from a tonic-style ``sensor_size`` ``(W, H)`` or ``(W, H, 2)``."""
     if len(sensor_size) not in (2, 3) or (len(sensor_size) == 3 and sensor_size[2] != POLARITIES):
         raise ValueError(f"sensor_size must be (width, height) or (width, height, 2), got {tuple(sensor_size)}")
-    return _positive_int(sensor_size[0], "sensor width"), _positive_int(sensor_size[1], "sensor height")
+    return positive_int(sensor_size[0], "sensor width"), positive_int(sensor_size[1], "sensor height")
 
 
 def make_events(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -102,7 +90,7 @@ def downsample(events: np.ndarray, factor: int) -> np.ndarray:
     ``ceil(W / factor) x ceil(H / factor)`` and the events of each ``factor x factor`` block add up in
     frames. ``events [N]`` -> a new array ``[N]``."""
     events = _check_events(events)
-    factor = _positive_int(factor, "factor")
+    factor = positive_int(factor, "factor")
     out = events.copy()
     out["x"] = events["x"] // factor
     out["y"] = events["y"] // factor
@@ -112,7 +100,7 @@ def downsample(events: np.ndarray, factor: int) -> np.ndarray:
 def downsampled_size(sensor_size: Sequence[int], factor: int) -> tuple[int, int]:
     """``(W, H)`` of a ``sensor_size`` ``(W, H[, 2])`` sensor after :func:`downsample` by ``factor``."""
     width, height = sensor_width_height(sensor_size)
-    factor = _positive_int(factor, "factor")
+    factor = positive_int(factor, "factor")
     return -(-width // factor), -(-height // factor)
 
 
@@ -141,16 +129,16 @@ def time_bins(t: np.ndarray, *, n_time_bins: int | None = None, time_window: int
         if t.size == 0:
             raise ValueError("no events: give duration explicitly")
         duration = max(int(t.max()) - start + 1, 1)
-    duration = _positive_int(duration, "duration")
+    duration = positive_int(duration, "duration")
     relative = t.astype(np.int64) - start
     inside = (relative >= 0) & (relative < duration)
     relative = relative[inside]
     if n_time_bins is not None:
-        T = _positive_int(n_time_bins, "n_time_bins")
+        T = positive_int(n_time_bins, "n_time_bins")
         if duration * T >= 2**62:
             raise ValueError(f"duration * n_time_bins = {duration} * {T} is too large")
         return relative * T // duration, inside, T
-    window = _positive_int(time_window, "time_window")
+    window = positive_int(time_window, "time_window")
     return relative // window, inside, -(-duration // window)
 
 

@@ -15,7 +15,6 @@ optional ``torch.Generator`` (on the input's device) for reproducible draws.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 
@@ -27,15 +26,7 @@ LATENCY_MODES = ("linear", "log")
 
 def _steps(T: object) -> int:
     """T as a positive int, else a TypeError/ValueError naming T."""
-    if isinstance(T, bool):
-        raise TypeError("T (the number of time steps) must be an int, got bool")
-    try:
-        steps = operator.index(T)
-    except TypeError:
-        raise TypeError(f"T (the number of time steps) must be an int, got {type(T).__name__}") from None
-    if steps <= 0:
-        raise ValueError(f"T (the number of time steps) must be a positive int, got {steps}")
-    return steps
+    return _checks.positive_int(T, "T (the number of time steps)")
 
 
 def _number(value: object, name: str, allow_inf: bool = False) -> float:
