@@ -167,15 +167,19 @@ void FN(neuron_forward)(const SCALAR *I, SCALAR *V, SCALAR *O, const SCALAR *v0,
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK];
+        SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], vrow[CHUNK], orow[CHUNK];
         for (int64_t i = 0; i < n; i++) {
             v[i] = v0[c0 + i];
             s[i] = s0[c0 + i];
             lam[i] = leak[(c0 + i) % leak_period];
             dec[i] = theta[(c0 + i) % theta_period];
         }
-        for (int64_t t = 0; t < T; t++)
-            FN(neuron_step)(n, hard, th, lam, dec, I + t * L + c0, v, s, V + t * L + c0, O + t * L + c0);
+        for (int64_t t = 0; t < T; t++) {
+            FN(neuron_step)(n, hard, th, lam, dec, I + t * L + c0, v, s, vrow, orow);
+            FN(store_row)(V + t * L + c0, vrow, n);
+            FN(store_row)(O + t * L + c0, orow, n);
+        }
+        FN(store_fence)();
         for (int64_t i = 0; i < n; i++) {
             v_last[c0 + i] = v[i];
             s_last[c0 + i] = s[i];
@@ -196,7 +200,7 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
-        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK], vp[CHUNK];
+        SCALAR gvn[CHUNK], gs[CHUNK], al[CHUNK], at[CHUNK], lam[CHUNK], dec[CHUNK], eps[CHUNK], vp[CHUNK], girow[CHUNK];
         for (int64_t i = 0; i < n; i++) {
             gvn[i] = 0;
             gs[i] = g_slast[c0 + i];
@@ -208,7 +212,6 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
         for (int64_t t = T - 1; t >= 0; t--) {
             const int64_t off = t * L + c0;
             const SCALAR *Vt = V + off, *gOt = gO + off;
-            SCALAR *gIt = gI + off;
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
             if (t > 0) {
                 FN(previous_potential)(n, hard, th, Vt - L, vp);
@@ -216,10 +219,12 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
                 for (int64_t i = 0; i < n; i++) vp[i] = hard ? v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]) : v0[c0 + i];
             }
             FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, gVout ? gVout + off : NULL,
-                                    g_vlast + c0, g_slast + c0, Vt, vp, gvn, gs, al, gIt);
+                                    g_vlast + c0, g_slast + c0, Vt, vp, gvn, gs, al, girow);
+            FN(store_row)(gI + off, girow, n);
             if (acc_theta && !hard)
                 for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
         }
+        FN(store_fence)();
         for (int64_t i = 0; i < n; i++) {
             const int64_t l = c0 + i;
             if (!hard) {
