@@ -101,3 +101,26 @@ def test_refusals_name_the_problem():
         chunked_forward(torch.nn.Sequential(inn.LIFNeuron()), torch.zeros(4, 1, 3), 0)
     with pytest.raises(ValueError, match="checkpoint_chunk"):
         from_spec("4", input_shape=(3,), checkpoint_chunk=-2)
+
+
+def test_chunk_inputs_are_checked_before_the_compiled_products():
+    from iirsnn.functional.chunk import spiking_chunk
+    from iirsnn.functional.presets import dual_exp
+
+    c = dual_exp(4.0, 1.0)
+    with pytest.raises(ValueError, match=r"x must be \[T, B, 5\] for a weight of shape \[3, 5\], got \[4, 2, 7\]"):
+        spiking_chunk(torch.zeros(4, 2, 7), torch.zeros(3, 5), None, c.alpha, c.beta, 0.8, 0.8, 1.0, "gaussian",
+                      "filter", False, None, None)
+    layer = from_spec("3", input_shape=(5,))[0]
+    with pytest.raises(ValueError, match="in_features=5"):
+        layer.forward_chunk(torch.zeros(4, 2, 7), None)
+
+
+def test_checkpoint_chunk_from_the_environment_is_checked():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", "import iirsnn"], capture_output=True, text=True,
+                         env={"IIRSNN_CHECKPOINT_CHUNK": "ten", "PATH": ""})
+    assert run.returncode != 0 and "IIRSNN_CHECKPOINT_CHUNK must be a positive number of time steps, got 'ten'" in (
+        run.stderr)

@@ -106,3 +106,11 @@ def test_loaders_feed_a_model_through_a_dataloader(shared_data):
     assert x.shape == (30, 8, 12) and labels.dtype == torch.int64
     out = from_spec("16-9", input_shape=(12,))(x)
     assert out.shape == (30, 8, 9)
+
+
+def test_download_checks_every_name_before_fetching(tmp_path):
+    from iirsnn.data import commands
+
+    with pytest.raises(KeyError, match="unknown dataset 'cifar'"):
+        commands.download(["japanese_vowels", "cifar"], tmp_path)
+    assert not (tmp_path / "japanese_vowels").exists()

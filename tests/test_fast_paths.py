@@ -326,3 +326,17 @@ def test_fused_pass_fp32_streamed_outputs_match_float64():
     (O64, V64, g64), (O32, V32, g32) = results
     assert torch.equal(O32.double(), O64) and 0.05 < float(O64.mean()) < 0.6
     assert rel_err(V32.double(), V64) < 1e-6 and rel_err(g32.double(), g64) < 1e-5
+
+
+def test_conv_input_gradient_without_weight_gradient():
+    """With a frozen weight the convolution's backward gets the input only as a shape; same input gradient."""
+    inputs = {k: v.detach() for k, v in conv_inputs(10).items()}
+    grads = []
+    for learn_weight in (True, False):
+        x = inputs["x"].clone().requires_grad_()
+        weight = inputs["weight"].clone().requires_grad_(learn_weight)
+        rest = {k: v for k, v in inputs.items() if k not in ("x", "weight")}
+        out = spiking_conv(x, weight, **rest, padding=1)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=F64).view(out.shape)).sum().backward()
+        grads.append(x.grad)
+    assert grads[0].abs().sum() > 0 and rel_err(grads[1], grads[0]) < 1e-12, rel_err(grads[1], grads[0])

@@ -54,13 +54,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from iirsnn.data import commands, registry
+    from iirsnn.data import commands
 
     try:
         if args.action == "list":
             return commands.list_datasets(args.root)
-        for name in args.names:
-            registry.entry(name)
         if args.action == "verify":
             return commands.verify(args.names, args.root)
         if not args.names:

@@ -20,8 +20,18 @@ backend: str = "auto"
 precision: str = os.environ.get("IIRSNN_PRECISION", "fp32")
 """Default precision of networks built by ``iirsnn.models.from_spec`` (``"fp32"`` or ``"bf16-mixed"``);
 the environment variable IIRSNN_PRECISION sets it, e.g. to run an outside benchmark in bf16-mixed."""
-checkpoint_chunk: int | None = int(os.environ["IIRSNN_CHECKPOINT_CHUNK"]) if os.environ.get(
-    "IIRSNN_CHECKPOINT_CHUNK") else None
+
+
+def _chunk_from_environment() -> int | None:
+    text = os.environ.get("IIRSNN_CHECKPOINT_CHUNK", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"IIRSNN_CHECKPOINT_CHUNK must be a positive number of time steps, got {text!r}")
+    return int(text)
+
+
+checkpoint_chunk: int | None = _chunk_from_environment()
 """Default ``checkpoint_chunk`` of ``from_spec`` networks: None trains on whole sequences; an integer runs
 training steps in chunks of that many time steps, recomputed in the backward (iirsnn.nn.chunked); the
 environment variable IIRSNN_CHECKPOINT_CHUNK sets it."""

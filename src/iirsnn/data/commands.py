@@ -28,7 +28,8 @@ def list_datasets(root: str | os.PathLike | None = None) -> int:
 def verify(names: Sequence[str], root: str | os.PathLike | None = None) -> int:
     """Check the named datasets (all present ones when none are named); print what is missing or wrong.
 
-    Returns 0 when every checked dataset is intact, 1 otherwise (a named dataset that is absent counts).
+    Returns 0 when every checked dataset is intact, 1 otherwise (a named dataset that is absent counts);
+    an unknown name raises KeyError naming the known ones.
     """
     for name in names:
         registry.entry(name)
@@ -58,7 +59,11 @@ def verify(names: Sequence[str], root: str | os.PathLike | None = None) -> int:
 
 
 def download(names: Sequence[str], root: str | os.PathLike | None = None, progress: bool = True) -> int:
-    """Download the named datasets' public files (checksummed); 1 if one of them cannot be downloaded."""
+    """Download the named datasets' public files (checksummed); 1 if one of them cannot be downloaded.
+
+    Every name is checked (KeyError naming the known ones) before anything is downloaded."""
+    for name in names:
+        registry.entry(name)
     failed = 0
     for name in names:
         try:

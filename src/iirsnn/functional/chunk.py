@@ -13,7 +13,7 @@ import torch
 
 from iirsnn import _checks
 from iirsnn.functional.filter import FilterState, synapse_filter
-from iirsnn.functional.layer import _channels_last, conv_current, linear_current
+from iirsnn.functional.layer import _channels_last, check_linear_input, conv_current, linear_current
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
 
@@ -29,6 +29,8 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     (alpha [P], beta [Q+1]); ``filter_state``/``neuron_state``: the states returned for the previous
     chunk (None: zeros). Returns the spikes and ``(FilterState, NeuronState)`` after this chunk.
     """
+    if conv is None:
+        x = check_linear_input(x, weight)
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     _checks.finite(x, "x")
     X = linear_current(x, weight, precision) if conv is None else conv_current(x, weight, conv, precision)

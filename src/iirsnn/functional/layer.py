@@ -42,7 +42,9 @@ def connection_context(precision: str, x: torch.Tensor):
     return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
 
-def _fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: str | None) -> bool:
+def fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: str | None) -> bool:
+    """Whether a layer with this synapse kernel runs fused (W F(O) = F(W O)): one kernel shared by all
+    presynaptic channels, on the compiled CPU backend."""
     return alpha.dim() == 1 and beta.dim() == 1 and kernels.resolve(backend, x) == "cpu"
 
 
@@ -81,6 +83,20 @@ def _two_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.cat([x, torch.zeros_like(x)], 1), torch.cat([weight, torch.zeros_like(weight)], 1)
 
 
+def check_linear_input(x: object, weight: torch.Tensor) -> torch.Tensor:
+    """x if it is time-major [T, B, N_in] floats matching weight [N_out, N_in], else a ValueError naming the shapes."""
+    x = _checks.time_major(x, "x", 3, "[T, B, N_in]")
+    if x.dim() != 3 or x.shape[2] != weight.shape[1]:
+        raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
+                         f"got {list(x.shape)}")
+    return x
+
+
+def _per_dim(value, dims: int) -> tuple[int, ...]:
+    """A convolution option (an int or one int per spatial dimension) as a tuple of ``dims`` ints."""
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
 def linear_current(x: torch.Tensor, weight: torch.Tensor, precision: str) -> torch.Tensor:
     """x [T, B, N_in] spikes -> W x [T, B, N_out] (no bias) with the spike-sparse product of the cpu backend."""
     from iirsnn.kernels.cpu.layer import SpikeLinear
@@ -93,13 +109,12 @@ def _explicit_padding(padding, weight: torch.Tensor, dilation) -> tuple[int, ...
     """Padding as one int per spatial dim ("valid", "same" with odd extents, ints), or None when
     "same" needs uneven padding (the convolution then pads itself)."""
     dims = weight.dim() - 2
-    dilation = (dilation,) * dims if isinstance(dilation, int) else tuple(dilation)
     if padding == "valid":
         return (0,) * dims
     if padding == "same":
-        totals = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:], strict=True)]
+        totals = [d * (k - 1) for d, k in zip(_per_dim(dilation, dims), weight.shape[2:], strict=True)]
         return None if any(t % 2 for t in totals) else tuple(t // 2 for t in totals)
-    return (padding,) * dims if isinstance(padding, int) else tuple(padding)
+    return _per_dim(padding, dims)
 
 
 def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: str) -> torch.Tensor:
@@ -120,9 +135,7 @@ def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: s
     if padding is None:
         with connection_context(precision, x):
             return _CONV[weight.dim()](folded, weight, None, **opts).unflatten(0, (T, B)).to(x.dtype)
-    stride, dilation = (opts.get(k, 1) for k in ("stride", "dilation"))
-    stride = (stride,) * dims if isinstance(stride, int) else tuple(stride)
-    dilation = (dilation,) * dims if isinstance(dilation, int) else tuple(dilation)
+    stride, dilation = (_per_dim(opts.get(k, 1), dims) for k in ("stride", "dilation"))
     compute = torch.bfloat16 if check_precision(precision) == "bf16-mixed" else x.dtype
     X = SpikeConv.apply(folded, weight, stride, padding, dilation, opts.get("groups", 1), compute)
     return X.unflatten(0, (T, B)).to(x.dtype)
@@ -138,13 +151,10 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     [N_in, P], [N_in, Q+1] per presynaptic channel); leak, reset_decay, threshold, surrogate, reset,
     detach_reset as in :func:`iirsnn.functional.neuron_scan`; precision ``"fp32"`` or ``"bf16-mixed"``.
     """
-    x = _checks.time_major(x, "x", 3, "[T, B, N_in]")
-    if x.dim() != 3 or x.shape[2] != weight.shape[1]:
-        raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
-                         f"got {list(x.shape)}")
+    x = check_linear_input(x, weight)
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     mixed = connection_context(precision, x)
-    if not _fusable(x, alpha, beta, backend):
+    if not fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
         with mixed:
             current = tnf.linear(F, weight, bias)
@@ -175,7 +185,7 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     T, B = x.shape[:2]
     opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     mixed = connection_context(precision, x)
-    if not _fusable(x, alpha, beta, backend):
+    if not fusable(x, alpha, beta, backend):
         F = synapse_filter(x, alpha, beta, backend=backend)
         with mixed:
             current = conv(F.flatten(0, 1), weight, bias, **opts).unflatten(0, (T, B))

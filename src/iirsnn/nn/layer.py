@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from iirsnn import kernels
 from iirsnn.functional.chunk import spiking_chunk
-from iirsnn.functional.layer import check_precision, connection_context, spiking_conv, spiking_linear
+from iirsnn.functional.layer import check_precision, connection_context, fusable, spiking_conv, spiking_linear
 from iirsnn.nn.connections import Conv1d, Conv2d, Linear
 from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.synapse import SynapseFilter
@@ -38,11 +37,18 @@ class SpikingLayer(torch.nn.Module):
             current = self.connection(filtered)
         return self.neuron(current.to(filtered.dtype))
 
+    def _functional_options(self) -> dict:
+        """The synapse, neuron and precision arguments of the whole-layer functions."""
+        syn, neu = self.synapse, self.neuron
+        return dict(alpha=syn.alpha, beta=syn.beta, leak=neu.leak, reset_decay=neu.reset_decay,
+                    threshold=neu.threshold, surrogate=neu.surrogate, reset=neu.reset,
+                    detach_reset=neu.detach_reset, backend=neu.backend or syn.backend, precision=self.precision)
+
     def _fusable(self, spikes: torch.Tensor) -> bool:
-        """Whether the connection commutes with the (shared) synapse filter on the compiled backend."""
+        """Whether the connection commutes with the synapse filter and the layer runs fused (see ``fusable``)."""
         conn, syn = self.connection, self.synapse
         return (isinstance(conn, (Linear, Conv1d, Conv2d)) and getattr(conn, "padding_mode", "zeros") == "zeros"
-                and syn.shared and kernels.resolve(self.neuron.backend or syn.backend, spikes) == "cpu")
+                and fusable(spikes, syn.alpha, syn.beta, self.neuron.backend or syn.backend))
 
     def forward_chunk(self, spikes: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
         """One chunk of a longer sequence with an explicit state ``(FilterState, NeuronState)``, gradients
@@ -51,14 +57,12 @@ class SpikingLayer(torch.nn.Module):
         Where the whole-sequence call would take the fused path, the chunk also filters on the current
         side after a spike-sparse product (its filter state is then that of W O, not of O)."""
         filter_state, neuron_state = (None, None) if state is None else state
-        syn, conn, neu = self.synapse, self.connection, self.neuron
+        conn = self.connection
         if self._fusable(spikes):
-            conv = None if isinstance(conn, Linear) else dict(stride=conn.stride, padding=conn.padding,
-                                                                 dilation=conn.dilation, groups=conn.groups)
-            return spiking_chunk(spikes, conn.weight, conn.bias, syn.alpha, syn.beta, neu.leak, neu.reset_decay,
-                                 neu.threshold, neu.surrogate, neu.reset, neu.detach_reset, filter_state,
-                                 neuron_state, conv=conv, backend=neu.backend or syn.backend,
-                                 precision=self.precision)
+            conn.check_input(spikes)
+            conv = None if isinstance(conn, Linear) else _conv_options(conn)
+            return spiking_chunk(spikes, conn.weight, conn.bias, filter_state=filter_state, neuron_state=neuron_state,
+                                 conv=conv, **self._functional_options())
         filtered, filter_state = self.synapse.forward_chunk(spikes, filter_state)
         with connection_context(self.precision, spikes):
             current = self.connection(filtered)
@@ -75,17 +79,18 @@ class SpikingLayer(torch.nn.Module):
         if syn.stateful or neu.stateful or neu.record_voltage or not isinstance(conn, (Linear, Conv1d, Conv2d)):
             # carried state lives on the presynaptic side, which the whole-layer functions do not keep
             return self._unfused(spikes)
-        common = dict(alpha=syn.alpha, beta=syn.beta, leak=neu.leak, reset_decay=neu.reset_decay,
-                      threshold=neu.threshold, surrogate=neu.surrogate, reset=neu.reset,
-                      detach_reset=neu.detach_reset, backend=neu.backend or syn.backend, precision=self.precision)
         if isinstance(conn, Linear):
             conn.check_input(spikes)
-            return spiking_linear(spikes, conn.weight, conn.bias, **common)
+            return spiking_linear(spikes, conn.weight, conn.bias, **self._functional_options())
         if conn.padding_mode != "zeros":  # circular / reflect padding: the module's own forward pads
             return self._unfused(spikes)
         conn.check_input(spikes)
-        return spiking_conv(spikes, conn.weight, conn.bias, stride=conn.stride, padding=conn.padding,
-                            dilation=conn.dilation, groups=conn.groups, **common)
+        return spiking_conv(spikes, conn.weight, conn.bias, **_conv_options(conn), **self._functional_options())
+
+
+def _conv_options(conn: Conv1d | Conv2d) -> dict:
+    """stride, padding, dilation and groups of a convolution module, as the functional layers take them."""
+    return dict(stride=conn.stride, padding=conn.padding, dilation=conn.dilation, groups=conn.groups)
 
 
 def set_precision(model: torch.nn.Module, precision: str) -> None:

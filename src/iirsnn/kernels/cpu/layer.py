@@ -227,7 +227,8 @@ class SpikeConv(torch.autograd.Function):
         stride, padding, dilation, groups, compute_dtype, x_dtype, x_shape = ctx.conv
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         wc = weight.to(compute_dtype)
-        xc = keep.to(compute_dtype) if need_w else torch.empty(x_shape, dtype=compute_dtype)
+        # without a weight gradient the input only gives its shape (as in torch.nn.grad.conv2d_input)
+        xc = keep.to(compute_dtype) if need_w else gy.new_empty(1, dtype=compute_dtype).expand(x_shape)
         gx, gw, _ = torch.ops.aten.convolution_backward(gy.to(compute_dtype), xc, wc, None, list(stride),
                                                          list(padding), list(dilation), False,
                                                          [0] * len(stride), groups, [need_x, need_w, False])

@@ -463,13 +463,15 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
         for (int64_t t = T - 1; t >= 0; t--) {
             const int64_t off = t * L + c0;
             const SCALAR *gOt = gO + off;
-            const SCALAR *Vt = FN(potential_row)(V, v_bf16, off, n, vbuf[t & 1]);
+            /* bfloat16 V[t] was converted into vbuf[t & 1] as the previous row of step t + 1 */
+            const SCALAR *Vt = v_bf16 && t < T - 1 ? vbuf[t & 1] : FN(potential_row)(V, v_bf16, off, n, vbuf[t & 1]);
             if (t - PREFETCH >= 0) {
                 if (!v_bf16) FN(prefetch_row)(Vt - PREFETCH * L, n);
                 FN(prefetch_row)(gOt - PREFETCH * L, n);
             }
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
-            if (t > 0) FN(previous_potential)(n, hard, th, FN(potential_row)(V, v_bf16, off - L, n, vbuf[(t - 1) & 1]), vp);
+            if (t > 0)
+                FN(previous_potential)(n, hard, th, FN(potential_row)(V, v_bf16, off - L, n, vbuf[(t - 1) & 1]), vp);
             else for (int64_t i = 0; i < n; i++) vp[i] = 0; /* from zero state */
             /* neuron adjoint: gV[t] (= dL/dI[t] = dL/dF[t]) goes into this step's ring slot as G's seed */
             SCALAR *Gt = ring + (t % K) * CHUNK;
