@@ -142,6 +142,22 @@ def test_spike_linear_products_and_compression(monkeypatch):
         torch.testing.assert_close(gX, G @ W.detach(), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("n_out", [1, 15, 16, 17, 255, 256, 257, 500, 530])
+def test_spike_linear_float32_widths(n_out, monkeypatch):
+    """The float32 products keep the output row in registers in chunks of 256 columns, the last vector masked:
+    every width agrees with float64 to round-off. 1200 rows cross the weight gradient's row blocks."""
+    monkeypatch.setattr(config, "sparse_max_density", 1.0)
+    g = torch.Generator().manual_seed(n_out)
+    X = (torch.rand(1200, 37, generator=g) < 0.15).float()
+    W = torch.randn(n_out, 37, generator=g, requires_grad=True)
+    Y = SpikeLinear.apply(X, W)
+    G = torch.randn(Y.shape, generator=g)
+    (gW,) = torch.autograd.grad((Y * G).sum(), [W])
+    Xd, Wd, Gd = X.double(), W.detach().double(), G.double()
+    torch.testing.assert_close(Y.double(), Xd @ Wd.T, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gW.double(), Gd.T @ Xd, rtol=1e-5, atol=1e-4)
+
+
 def test_module_fast_path_equals_plain_modules():
     """A SpikingLayer takes the fused path; the same modules run one after the other give the same result."""
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ reduction over the tensor (a sum, then an exact ``isfinite`` only when the sum i
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 
@@ -53,28 +54,46 @@ def finite(x: torch.Tensor, name: str) -> None:
 
 def positive(value: float | torch.Tensor, name: str) -> None:
     """Raise unless every element of ``value`` is > 0."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+        return
     v = torch.as_tensor(value)
     if not bool((v > 0).all()):
         raise ValueError(f"{name} must be > 0, got {value if v.numel() == 1 else v.min().item()}")
 
 
 def in_unit_interval(value: float | torch.Tensor, name: str) -> None:
-    """Raise unless every element of ``value`` lies in [0, 1]."""
-    v = torch.as_tensor(value).detach()
-    if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+    """Raise unless every element of ``value`` lies in [0, 1] (NaN and Inf are outside)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v_min = v_max = float(value)
+    else:
+        v = torch.as_tensor(value).detach()
+        if v.numel() == 0:
+            return
+        v_min, v_max = (float(m) for m in torch.aminmax(v.double()))  # NaN propagates into both
+    if v_min >= 0.0 and v_max <= 1.0:
+        return
+    if math.isnan(v_min) or math.isnan(v_max) or math.isinf(v_min) or math.isinf(v_max):
         raise ValueError(f"{name} contains NaN or Inf")
-    if not bool(((v >= 0) & (v <= 1)).all()):
-        bad = v[(v < 0) | (v > 1)].flatten()[0].item()
-        raise ValueError(f"{name} must lie in [0, 1] (a decay per time step), got {bad}")
+    raise ValueError(f"{name} must lie in [0, 1] (a decay per time step), got {v_min if v_min < 0 else v_max}")
+
+
+def _broadcast_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+    """numpy's broadcast of two shapes, or None when they do not broadcast (cheaper than torch's for a check)."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
 
 
 def broadcastable_to(value: torch.Tensor, shape: Sequence[int], name: str, target: str) -> None:
     """Raise unless ``value`` broadcasts to ``shape`` without growing it."""
-    try:
-        out = torch.broadcast_shapes(tuple(value.shape), tuple(shape))
-    except RuntimeError:
-        out = None
-    if out != tuple(shape):
+    if _broadcast_shape(tuple(value.shape), tuple(shape)) != tuple(shape):
         raise ValueError(
             f"{name} of shape {list(value.shape)} does not broadcast to {target} {list(shape)}; "
             f"use a scalar or a tensor shaped like (a broadcastable prefix-padded part of) {list(shape)}"

@@ -25,10 +25,15 @@ def supports(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in DTYPES
 
 
+_functions: dict[tuple[str, torch.dtype], ctypes._CFuncPtr] = {}
+
+
 def run(name: str, dtype: torch.dtype, *args):
     """Call kernel ``name`` for ``dtype``; tensors are passed as pointers and stay referenced during the call."""
-    fn = getattr(library(), name + DTYPES[dtype])
-    return fn(*(ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else a for a in args))
+    fn = _functions.get((name, dtype))
+    if fn is None:
+        fn = _functions[(name, dtype)] = getattr(library(), name + DTYPES[dtype])
+    return fn(*[a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args])
 
 
 def threads() -> int:

@@ -75,8 +75,35 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
     }
 }
 
-/* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW], accumulated
- * in place in the output row (in L1). Rows and bands of up to BW columns are spread over the threads. */
+/* out[r, m0:m0+w] += sum over the non-zeros k of row r in [k0, k1) of val[k] * src[idx[k], m0:m0+w]. */
+static inline void FN(add_rows)(const int32_t *idx, const SCALAR *val, const SCALAR *src, SCALAR *restrict o,
+                                int64_t k, int64_t k1, int64_t M, int64_t m0, int64_t w) {
+#if defined(__AVX512F__)
+    if (sizeof(SCALAR) == 4 && !val) {
+        add_rows_registers_f32(idx, (const float *)src + m0, (float *)o, k, k1, M, w);
+        return;
+    }
+#endif
+    if (!val) { /* spikes: four source rows per pass over the output row */
+        for (; k + 4 <= k1; k += 4) {
+            const SCALAR *restrict s0 = src + (int64_t)idx[k] * M + m0;
+            const SCALAR *restrict s1 = src + (int64_t)idx[k + 1] * M + m0;
+            const SCALAR *restrict s2 = src + (int64_t)idx[k + 2] * M + m0;
+            const SCALAR *restrict s3 = src + (int64_t)idx[k + 3] * M + m0;
+            #pragma omp simd
+            for (int64_t m = 0; m < w; m++) o[m] += (s0[m] + s1[m]) + (s2[m] + s3[m]);
+        }
+    }
+    for (; k < k1; k++) {
+        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
+        const SCALAR v = val ? val[k] : (SCALAR)1;
+        #pragma omp simd
+        for (int64_t m = 0; m < w; m++) o[m] += v * s[m];
+    }
+}
+
+/* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW]. Rows and
+ * bands of up to BW columns are spread over the threads. (Visiting src in blocks of rows that fit L2 did not help.) */
 static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR *val, const SCALAR *src,
                             SCALAR *out, int64_t R, int64_t M, int nthreads) {
     const int64_t n_bands = (M + BW - 1) / BW, n_chunks = (R + ROWS - 1) / ROWS;
@@ -89,23 +116,7 @@ static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR
                 SCALAR *restrict o = out + r * M + m0;
                 #pragma omp simd
                 for (int64_t m = 0; m < w; m++) o[m] = 0;
-                int64_t k = ptr[r];
-                if (!val) { /* spikes: four source rows per pass over the output row */
-                    for (; k + 4 <= ptr[r + 1]; k += 4) {
-                        const SCALAR *restrict s0 = src + (int64_t)idx[k] * M + m0;
-                        const SCALAR *restrict s1 = src + (int64_t)idx[k + 1] * M + m0;
-                        const SCALAR *restrict s2 = src + (int64_t)idx[k + 2] * M + m0;
-                        const SCALAR *restrict s3 = src + (int64_t)idx[k + 3] * M + m0;
-                        #pragma omp simd
-                        for (int64_t m = 0; m < w; m++) o[m] += (s0[m] + s1[m]) + (s2[m] + s3[m]);
-                    }
-                }
-                for (; k < ptr[r + 1]; k++) {
-                    const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
-                    const SCALAR v = val ? val[k] : (SCALAR)1;
-                    #pragma omp simd
-                    for (int64_t m = 0; m < w; m++) o[m] += v * s[m];
-                }
+                FN(add_rows)(idx, val, src, o, ptr[r], ptr[r + 1], M, m0, w);
             }
         }
     }
@@ -133,20 +144,7 @@ void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, 
             SCALAR *restrict o = gWT + j * M;
             int64_t k = cursor[j], end = k;
             while (end < colptr[j + 1] && row[end] < r1) end++;
-            if (!val) { /* spikes: four rows of G per pass over the output row */
-                for (; k + 4 <= end; k += 4) {
-                    const SCALAR *restrict g0 = G + (int64_t)row[k] * M, *restrict g1 = G + (int64_t)row[k + 1] * M;
-                    const SCALAR *restrict g2 = G + (int64_t)row[k + 2] * M, *restrict g3 = G + (int64_t)row[k + 3] * M;
-                    #pragma omp simd
-                    for (int64_t m = 0; m < M; m++) o[m] += (g0[m] + g1[m]) + (g2[m] + g3[m]);
-                }
-            }
-            for (; k < end; k++) {
-                const SCALAR *restrict g = G + (int64_t)row[k] * M;
-                const SCALAR v = val ? val[k] : (SCALAR)1;
-                #pragma omp simd
-                for (int64_t m = 0; m < M; m++) o[m] += v * g[m];
-            }
+            FN(add_rows)(row, val, G, o, k, end, M, 0, M);
             cursor[j] = end;
         }
     }
