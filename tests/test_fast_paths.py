@@ -356,3 +356,31 @@ def test_conv_input_gradient_without_weight_gradient():
         (out * torch.linspace(-1, 1, out.numel(), dtype=F64).view(out.shape)).sum().backward()
         grads.append(x.grad)
     assert grads[0].abs().sum() > 0 and rel_err(grads[1], grads[0]) < 1e-12, rel_err(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("preset", ["none", "first_order", "dual_exp", "alpha"])
+@pytest.mark.parametrize("reset", ["filter", "hard"])
+@pytest.mark.parametrize("lanes", [(2, 7), (3, 40), (2, 80)], ids=["7", "40", "80"])
+def test_fused_forward_float32_registers_agree_with_float64(preset, reset, lanes):
+    """The float32 fused forward keeps a group of 64 lanes in registers (filters with P <= 2, Q <= 1, the
+    presets), lanes past the end masked: V agrees with the float64 pass to round-off, and a spike differs only
+    where V lies within round-off of the threshold."""
+    from iirsnn.functional.surrogates import get_surrogate
+    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
+
+    g = torch.Generator().manual_seed(len(preset) + lanes[1])
+    coef = presets.preset(preset, tau_m=4.0, tau_s=1.5, dtype=F64) if preset != "none" else presets.none(dtype=F64)
+    X = torch.randn(40, *lanes, generator=g, dtype=F64) * 0.8 + 0.35
+    bias = torch.randn(lanes[1], generator=g, dtype=F64) * 0.1
+    leak = torch.rand(lanes[1], generator=g, dtype=F64) * 0.4 + 0.5
+    reset_decay = torch.full((lanes[1],), 0.7, dtype=F64)
+    args = (tuple(coef.alpha.tolist()), tuple(coef.beta.tolist()), 1.0, get_surrogate("gaussian"), reset, False)
+    O64, V64 = FusedFilterNeuron.apply(X.requires_grad_(True), bias, leak, reset_decay, *args)
+    O32, V32 = FusedFilterNeuron.apply(X.detach().float().requires_grad_(True), bias.float(), leak.float(),
+                                       reset_decay.float(), *args)
+    assert 0.05 < float(O64.detach().mean()) < 0.7, "the case must actually spike"
+    first_flip = (O32.double() != O64).double().cumsum(0) > 0  # a flip changes the lane's later steps
+    assert float(first_flip[-1].double().mean()) < 0.05
+    flipped_at = (O32.double() != O64) & ((O32.double() != O64).double().cumsum(0) == 1)
+    assert torch.all((V64[flipped_at] - 1.0).abs() < 1e-4), "a spike flipped away from the threshold"
+    torch.testing.assert_close(V32.double()[~first_flip], V64[~first_flip], rtol=1e-5, atol=1e-5)

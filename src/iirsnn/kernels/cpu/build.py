@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCES = ("scans.c", "scans_impl.h", "sparse.c", "sparse_impl.h")
+SOURCES = ("scans.c", "scans_impl.h", "scans_registers.h", "sparse.c", "sparse_impl.h")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC", "-std=gnu11"]
 LIBS = ["-lmvec", "-lm"]
 

@@ -57,6 +57,8 @@ static inline uint16_t f32_to_bf16_keeping_spike(float v, float th) {
     return (uint16_t)r;
 }
 
+#include "scans_registers.h"
+
 #define SCALAR float
 #define FN(name) name##_f32
 #define EXP iirsnn_expf

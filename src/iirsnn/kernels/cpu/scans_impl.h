@@ -382,6 +382,14 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
                                const SCALAR *leak, int64_t leak_period, const SCALAR *theta, int64_t theta_period,
                                double threshold, int hard, int64_t T, int64_t L, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
+#if defined(__AVX512F__)
+    if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16) { /* the presets, float32 V: state in registers */
+        filter_neuron_forward_registers((const float *)X, alpha, P, beta, Q, (const float *)bias, bias_period,
+                                        (float *)V, (float *)O, (const float *)leak, leak_period,
+                                        (const float *)theta, theta_period, (float)th, hard, T, L, nthreads);
+        return;
+    }
+#endif
     const int64_t K = P > 0 ? P : 1;
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
