@@ -384,3 +384,58 @@ def test_fused_forward_float32_registers_agree_with_float64(preset, reset, lanes
     flipped_at = (O32.double() != O64) & ((O32.double() != O64).double().cumsum(0) == 1)
     assert torch.all((V64[flipped_at] - 1.0).abs() < 1e-4), "a spike flipped away from the threshold"
     torch.testing.assert_close(V32.double()[~first_flip], V64[~first_flip], rtol=1e-5, atol=1e-5)
+
+
+def _bits_used(monkeypatch) -> list[str]:
+    """Record which spike-index builder each dense layer's forward calls."""
+    from iirsnn.kernels.cpu import layer as cpu_layer
+
+    calls, run = [], cpu_layer.run
+
+    def recording(name, *args):
+        if name in ("bits_fill", "csr_fill"):
+            calls.append(name)
+        return run(name, *args)
+
+    monkeypatch.setattr(cpu_layer, "run", recording)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_next_layer_builds_its_spike_index_from_the_bits(dtype, monkeypatch):
+    """A dense layer after a fused one reads the bits its forward wrote (rows of 37 spikes straddle the 64-bit
+    words): outputs and gradients are bitwise those of the same spikes without bits (a copy)."""
+    monkeypatch.setattr(config, "sparse_max_density", 1.0)
+    torch.manual_seed(0)
+    first = inn.SpikingLayer(inn.Linear(20, 37), inn.SynapseFilter("dual_exp", tau_m=4.0, tau_s=1.5),
+                             inn.LIFNeuron(tau_m=4.0)).to(dtype)
+    second = inn.SpikingLayer(inn.Linear(37, 11), inn.SynapseFilter("dual_exp", tau_m=4.0, tau_s=1.5),
+                              inn.LIFNeuron(tau_m=4.0)).to(dtype)
+    for layer in (first, second):
+        layer.connection.weight.data.mul_(3.0)
+    x = (torch.rand(30, 3, 20) < 0.3).to(dtype)
+    calls = _bits_used(monkeypatch)
+    results = []
+    for copy in (False, True):
+        hidden = first(x)
+        out = second(hidden.clone() if copy else hidden)
+        out.sum().backward()
+        results.append((hidden, out, second.connection.weight.grad.clone(), first.connection.weight.grad.clone()))
+        for layer in (first, second):
+            layer.zero_grad(set_to_none=True)
+    assert calls == ["csr_fill", "bits_fill", "csr_fill", "csr_fill"]
+    (hidden, out, g2, g1), (_, out_c, g2_c, g1_c) = results
+    assert 0.05 < float(hidden.detach().mean()) < 0.6 and float(out.detach().mean()) > 0.01
+    assert torch.equal(out, out_c) and torch.equal(g2, g2_c) and torch.equal(g1, g1_c)
+
+
+def test_spike_bits_are_dropped_when_the_spikes_change():
+    from iirsnn.kernels.cpu import spike_bits
+
+    layer = inn.SpikingLayer(inn.Linear(8, 70), inn.SynapseFilter("first_order", tau=2.0), inn.LIFNeuron(tau_m=4.0))
+    with torch.no_grad():
+        out = layer((torch.rand(5, 2, 8) < 0.5).float())
+        assert spike_bits.bits_of(out) is not None and spike_bits.bits_of(out.view(10, 70)) is not None
+        assert spike_bits.bits_of(out[1:]) is None and spike_bits.bits_of(out.transpose(1, 2)) is None
+        out[0, 0, 0] = 1.0  # an in-place change bumps the version counter the views share
+        assert spike_bits.bits_of(out) is None

@@ -23,6 +23,7 @@ from iirsnn import _checks, kernels
 from iirsnn.functional.filter import synapse_filter
 from iirsnn.functional.neuron import _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
+from iirsnn.kernels.cpu import spike_bits
 
 _CONV = {3: tnf.conv1d, 4: tnf.conv2d}
 PRECISIONS = ("fp32", "bf16-mixed")
@@ -160,7 +161,8 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
             current = tnf.linear(F, weight, bias)
         return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
                            backend=backend)
-    _checks.finite(x, "x")
+    if spike_bits.bits_of(x) is None:  # else x holds the spikes of a fused layer: finite by construction
+        _checks.finite(x, "x")
     X = linear_current(x, weight, precision)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     return _current_side(X, bias, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset,

@@ -24,7 +24,7 @@ _SIGNATURES = {
     "filter_forward": [_p, _p, _p, _p, _p, _i64, _p, _i64, _i64, _i64, _i64, _i32],
     "filter_backward": [_p, _p, _p, _p, _p, _p, _p, _i64, _p, _p, _p, _p, _p, _p, _i64, _i64, _i64, _i64, _i32],
     "filter_neuron_forward": [_p, _p, _i64, _p, _i64, _p, _i64, _p, _i32, _p, _p, _i64, _p, _i64, _f64, _i32, _i64,
-                              _i64, _i32],
+                              _i64, _p, _i32],
     "filter_neuron_backward": [_p, _p, _i32, _p, _i64, _p, _i64, _p, _i64, _p, _i64, _f64, _i32, _i32, _i32, _f64, _p,
                                _p, _p, _p, _p, _i64, _i64, _i32],
     "csr_count": [_p, _i64, _i64, _p, _i32],
@@ -32,6 +32,8 @@ _SIGNATURES = {
     "spmm_csr": [_p, _p, _p, _p, _p, _i64, _i64, _i32],
     "spmm_csc": [_p, _p, _p, _p, _p, _i64, _i64, _i64, _i32],
     "csr_to_csc": [_p, _p, _p, _i64, _i64, _p, _p, _p, _p, _i32],
+    "bits_count": [_p, _i64, _i64, _i64, _p, _i32],
+    "bits_fill": [_p, _i64, _i64, _i64, _p, _p, _i32],
 }
 _RETURNS = {"csr_count": ctypes.c_int}
 

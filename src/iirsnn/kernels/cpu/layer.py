@@ -18,6 +18,7 @@ import torch
 from iirsnn import config
 from iirsnn.functional.surrogates import SURROGATE_CODES, Surrogate
 from iirsnn.kernels._util import sum_to_shape
+from iirsnn.kernels.cpu import spike_bits
 from iirsnn.kernels.cpu.scans import run, threads
 from iirsnn.kernels.lanes import lane_params
 
@@ -46,12 +47,15 @@ class FusedFilterNeuron(torch.autograd.Function):
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
         O = torch.empty_like(X)
+        bits = torch.empty((T, (L + 63) // 64), dtype=torch.int64)
         v_bf16 = bool(v_bf16) and X.dtype == torch.float32
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
             V = torch.empty(X.shape, dtype=torch.bfloat16) if v_bf16 else torch.empty_like(X)
         run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
-            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, threads())
+            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
+            threads())
+        spike_bits.remember(O, bits)
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
         ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16)
@@ -95,7 +99,8 @@ class SpikeMatrix:
     ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored.
     """
 
-    def __init__(self, X: torch.Tensor, counts: torch.Tensor, nonbinary: bool) -> None:
+    def __init__(self, X: torch.Tensor, counts: torch.Tensor, nonbinary: bool,
+                 bits: torch.Tensor | None = None) -> None:
         R, N = X.shape
         self.shape = (R, N)
         self.rowptr = torch.zeros(R + 1, dtype=torch.int64)
@@ -103,7 +108,11 @@ class SpikeMatrix:
         nnz = int(self.rowptr[-1])
         self.col = torch.empty(nnz, dtype=torch.int32)
         self.values = torch.empty(nnz, dtype=X.dtype) if nonbinary else None
-        run("csr_fill", X.dtype, X, R, N, self.rowptr, self.col, self.values, threads())
+        if bits is not None:
+            T = bits.shape[0]
+            run("bits_fill", X.dtype, bits, T, R // T, N, self.rowptr, self.col, threads())
+        else:
+            run("csr_fill", X.dtype, X, R, N, self.rowptr, self.col, self.values, threads())
         self.dtype = X.dtype
 
     def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
@@ -126,15 +135,23 @@ class SpikeMatrix:
 
 
 def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float, bool]:
-    """One pass over a [R, N] matrix: its CSR when its density is at most ``config.sparse_max_density``
-    (else None), the density, and whether every value is 0 or 1."""
+    """A [R, N] matrix's CSR when its density is at most ``config.sparse_max_density`` (else None), the
+    density, and whether every value is 0 or 1: from the spike bits of the fused forward when X is its output
+    (see :mod:`spike_bits`), else from one pass over X."""
     R, N = X.shape
     counts = torch.empty(R, dtype=torch.int64)
-    nonbinary = bool(run("csr_count", X.dtype, X, R, N, counts, threads()))
+    bits = spike_bits.bits_of(X)
+    if bits is not None and (X.numel() // bits.shape[0]) % N == 0:  # each row of X lies within one step
+        T = bits.shape[0]
+        run("bits_count", X.dtype, bits, T, R // T, N, counts, threads())
+        nonbinary = False
+    else:
+        bits = None
+        nonbinary = bool(run("csr_count", X.dtype, X, R, N, counts, threads()))
     density = float(counts.sum()) / max(1, R * N)
     if density > config.sparse_max_density:
         return None, density, not nonbinary
-    return SpikeMatrix(X, counts, nonbinary), density, not nonbinary
+    return SpikeMatrix(X, counts, nonbinary, bits), density, not nonbinary
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:

@@ -374,19 +374,30 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
     }
 }
 
+/* The spikes of a row of n lanes as bits (lane i in bit i % 64 of word i / 64): the next layer builds its spike
+ * index from them without reading O (CHUNK is a multiple of 64, so a block's words are its own). */
+static inline void FN(spike_bits)(const SCALAR *orow, int64_t n, uint64_t *words) {
+    for (int64_t w = 0; w * 64 < n; w++) {
+        uint64_t word = 0;
+        for (int64_t i = w * 64; i < n && i < w * 64 + 64; i++) word |= (uint64_t)(orow[i] != 0) << (i - w * 64);
+        words[w] = word;
+    }
+}
+
 /* Fused synapse filter + bias + neuron on the current side of a layer (shared coefficients):
  *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
- *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL) and O are written. */
+ *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL), O and the spikes as bits
+ *   [T, ceil(L / 64)] words (lane l of step t in bit l % 64 of word t * ceil(L / 64) + l / 64) are written. */
 void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, const double *beta, int64_t Q,
                                const SCALAR *bias, int64_t bias_period, void *V, int v_bf16, SCALAR *O,
                                const SCALAR *leak, int64_t leak_period, const SCALAR *theta, int64_t theta_period,
-                               double threshold, int hard, int64_t T, int64_t L, int nthreads) {
+                               double threshold, int hard, int64_t T, int64_t L, uint64_t *bits, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
 #if defined(__AVX512F__)
     if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16) { /* the presets, float32 V: state in registers */
         filter_neuron_forward_registers((const float *)X, alpha, P, beta, Q, (const float *)bias, bias_period,
                                         (float *)V, (float *)O, (const float *)leak, leak_period,
-                                        (const float *)theta, theta_period, (float)th, hard, T, L, nthreads);
+                                        (const float *)theta, theta_period, (float)th, hard, T, L, bits, nthreads);
         return;
     }
 #endif
@@ -429,6 +440,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
             /* the step goes to local rows, then out; V is NULL without a backward, or stored as bfloat16 */
             FN(neuron_step)(n, hard, th, lam, dec, f, v, s, vrow, orow);
             FN(store_row)(O + t * L + c0, orow, n);
+            FN(spike_bits)(orow, n, bits + t * ((L + 63) / 64) + c0 / 64);
             if (V && !v_bf16) FN(store_row)((SCALAR *)V + t * L + c0, vrow, n);
             if (V && v_bf16) {
                 uint16_t *h = (uint16_t *)V + t * L + c0;

@@ -9,7 +9,7 @@
  * Same equations, same order of operations as the generic pass. Sequences whose rows stay in the cache gain
  * most ([25, 64, 500]: 0.35 -> 0.22 ms); long ones are bound by memory bandwidth ([300, 16, 500]: 29 MB in about
  * 0.7 ms either way). V goes out with streaming stores (read only by the backward); O with plain ones, as the
- * next layer reads it at once. */
+ * next layer reads it at once. The spikes also go out as bits (see FN(filter_neuron_forward)). */
 
 #if defined(__AVX512F__)
 #define GROUP_VECTORS 4
@@ -36,7 +36,7 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
                                             int64_t Q, const float *bias, int64_t bias_period, float *V, float *O,
                                             const float *leak, int64_t leak_period, const float *theta,
                                             int64_t theta_period, float th, int hard, int64_t T, int64_t L,
-                                            int nthreads) {
+                                            uint64_t *bits, int nthreads) {
     const __m512 a1 = _mm512_set1_ps(P >= 1 ? (float)alpha[0] : 0.0f), a2 = _mm512_set1_ps(P >= 2 ? (float)alpha[1] : 0.0f);
     const __m512 b0 = _mm512_set1_ps((float)beta[0]), b1 = _mm512_set1_ps(Q >= 1 ? (float)beta[1] : 0.0f);
     const __m512 vth = _mm512_set1_ps(th), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
@@ -60,6 +60,7 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
             const int64_t off = t * L + g0;
             if (t + PREFETCH_STEPS < T)
                 for (int j = 0; j < GROUP_VECTORS; j++) _mm_prefetch((const char *)(X + off + PREFETCH_STEPS * L + 16 * j), _MM_HINT_T0);
+            uint64_t word = 0; /* this step's spikes of the group, lane i in bit i */
             #pragma GCC unroll 4
             for (int j = 0; j < GROUP_VECTORS; j++) {
                 const __m512 x = _mm512_maskz_loadu_ps(mask[j], X + off + 16 * j);
@@ -77,12 +78,15 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
                     vv = _mm512_fnmadd_ps(vth, s[j], _mm512_fmadd_ps(lam[j], v[j], cur));
                 else /* V = lam V (1 - O[t-1]) + I; S = O */
                     vv = _mm512_fmadd_ps(_mm512_mul_ps(lam[j], v[j]), _mm512_sub_ps(one, s[j]), cur);
-                const __m512 o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vv, vth, _CMP_GT_OQ), one);
+                const __mmask16 fired = _mm512_cmp_ps_mask(vv, vth, _CMP_GT_OQ) & mask[j];
+                const __m512 o = _mm512_maskz_mov_ps(fired, one);
+                word |= (uint64_t)fired << (16 * j);
                 s[j] = hard ? o : _mm512_fmadd_ps(dec[j], s[j], o);
                 v[j] = vv;
                 _mm512_mask_storeu_ps(O + off + 16 * j, mask[j], o);
                 if (V) store_vector_streaming(V + off + 16 * j, mask[j], vv);
             }
+            bits[t * n_groups + g] = word;
         }
         _mm_sfence();
     }

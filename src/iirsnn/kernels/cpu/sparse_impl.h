@@ -183,3 +183,45 @@ void FN(csr_to_csc)(const int64_t *rowptr, const int32_t *col, const SCALAR *val
             }
     }
 }
+
+/* Word w of a row of spike bits with the bits outside lanes [lo, hi) cleared. */
+static inline uint64_t FN(range_word)(const uint64_t *row, int64_t w, int64_t lo, int64_t hi) {
+    uint64_t word = row[w];
+    const int64_t base = w * 64;
+    if (lo > base) word &= ~(uint64_t)0 << (lo - base);
+    if (hi < base + 64) word &= ((uint64_t)1 << (hi - base)) - 1;
+    return word;
+}
+
+/* From the spike bits of a [T, B, N] layer output (as written by filter_neuron_forward: [T, ceil(B N / 64)] words),
+ * counts[r] = spikes of row r = t B + b of the [T B, N] spike matrix; the float output is not read. */
+void FN(bits_count)(const uint64_t *bits, int64_t T, int64_t B, int64_t N, int64_t *counts, int nthreads) {
+    const int64_t W = (B * N + 63) / 64;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < T * B; r++) {
+        const int64_t lo = (r % B) * N, hi = lo + N;
+        const uint64_t *row = bits + (r / B) * W;
+        int64_t c = 0;
+        for (int64_t w = lo / 64; w * 64 < hi; w++) c += __builtin_popcountll(FN(range_word)(row, w, lo, hi));
+        counts[r] = c;
+    }
+}
+
+/* Fill col of the CSR whose rowptr is given from the spike bits (see bits_count): columns in increasing order. */
+void FN(bits_fill)(const uint64_t *bits, int64_t T, int64_t B, int64_t N, const int64_t *rowptr, int32_t *col,
+                   int nthreads) {
+    const int64_t W = (B * N + 63) / 64;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < T * B; r++) {
+        const int64_t lo = (r % B) * N, hi = lo + N;
+        const uint64_t *row = bits + (r / B) * W;
+        int64_t k = rowptr[r];
+        for (int64_t w = lo / 64; w * 64 < hi; w++) {
+            uint64_t word = FN(range_word)(row, w, lo, hi);
+            while (word) {
+                col[k++] = (int32_t)(w * 64 + __builtin_ctzll(word) - lo);
+                word &= word - 1;
+            }
+        }
+    }
+}
