@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from iirsnn.data.corruption import Corruption, corrupt
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
-from iirsnn.data.files import check_sha256, dataset_dir, require_files, sha256_file
+from iirsnn.data.files import check_sha256, dataset_dir, file_problem, require_files
 from iirsnn.data.pattern_generator import NAME, PATTERN_NAMES  # defined there, so imports run one way only
 
 TARGET_FILE = "associative_target.npy"
@@ -196,9 +196,7 @@ def verify(root: str | os.PathLike | None = None) -> list[str]:
         except (DataError, OSError) as exc:
             problems.append(str(exc))
     for name, sha in IMAGE_SHA256.items():
-        path = directory / "images" / f"{name}.png"
-        if not path.is_file():
-            problems.append(f"missing {path}")
-        elif sha256_file(path) != sha:
-            problems.append(f"{path}: sha256 does not match the expected {sha}")
+        problem = file_problem(directory / "images" / f"{name}.png", sha, f"the expected {sha}")
+        if problem:
+            problems.append(problem)
     return problems

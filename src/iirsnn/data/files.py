@@ -83,6 +83,16 @@ def check_sha256(path: Path, expected: str, actual: str | None = None) -> None:
                                "(the file is corrupt, truncated or a different version)")
 
 
+def file_problem(path: Path, expected: str, reference: str) -> str | None:
+    """What is wrong with one expected file for a ``verify()`` report, or None: it is missing, or its sha256
+    is not ``expected`` (``reference`` names where that checksum comes from, e.g. the manifest)."""
+    if not path.is_file():
+        return f"{path}: missing"
+    if sha256_file(path) != expected:
+        return f"{path}: sha256 does not match {reference}"
+    return None
+
+
 def read_manifest(path: Path) -> dict[str, str]:
     """A ``sha256sum``-style manifest (``<hex>  <relative path>`` per line) as {relative path: hex}."""
     entries: dict[str, str] = {}

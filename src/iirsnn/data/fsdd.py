@@ -26,7 +26,7 @@ import torch
 from iirsnn.data.audio import MfccConfig, MfccFileDataset, read_wav
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import DataError, MissingDataError
-from iirsnn.data.files import check_sha256, dataset_dir, read_manifest, require_files, sha256_file
+from iirsnn.data.files import check_sha256, dataset_dir, file_problem, read_manifest, require_files
 
 NAME = "fsdd"
 RECORDINGS = "recordings"
@@ -148,11 +148,9 @@ def verify(root: str | os.PathLike | None = None) -> list[str]:
     recordings = directory / RECORDINGS
     problems = []
     for name, digest in sorted(manifest.items()):
-        path = recordings / name
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{path}: sha256 does not match {MANIFEST} (corrupt or a different version)")
+        problem = file_problem(recordings / name, digest, f"{MANIFEST} (corrupt or a different version)")
+        if problem:
+            problems.append(problem)
     if recordings.is_dir():
         problems += [f"{recordings / n}: not in {MANIFEST}" for n in sorted(p.name for p in recordings.glob("*.wav"))
                      if n not in manifest]

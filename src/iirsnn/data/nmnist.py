@@ -37,7 +37,15 @@ from iirsnn.data.cache import cached
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
 from iirsnn.data.events import FrameDataset, PackedFrames, frame_index, make_events, sensor_width_height
-from iirsnn.data.files import atomic_write_bytes, dataset_dir, read_manifest, require_files, sha256_bytes, sha256_file
+from iirsnn.data.files import (
+    atomic_write_bytes,
+    dataset_dir,
+    file_problem,
+    read_manifest,
+    require_files,
+    sha256_bytes,
+    sha256_file,
+)
 
 NAME = "nmnist"
 SMALL_NAME = "nmnist_small"
@@ -247,11 +255,9 @@ def _verify_small(directory: Path) -> list[str]:
     except CorruptFileError as exc:
         return [*problems, str(exc)]
     for name, expected in sorted(entries.items()):
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif sha256_file(path) != expected:
-            problems.append(f"{path}: sha256 does not match {manifest.name}")
+        problem = file_problem(folder / name, expected, manifest.name)
+        if problem:
+            problems.append(problem)
     for split, index in SMALL_INDEX.items():
         try:
             ids, _ = read_index(folder / index)
