@@ -8,6 +8,10 @@
 
 ``reduction`` is ``"mean"`` (over the batch), ``"sum"`` or ``"none"`` (one value per sample);
 ``spike_count_mse`` follows ``torch.nn.functional.mse_loss`` instead (see there).
+
+Their gradients hold no subnormal floats (:mod:`iirsnn.subnormals`): the cross-entropy's softmax drops
+probabilities below the cut-off (torch's would write them as subnormals once a count leads by 87 or more
+in float32), and the trace distance zeroes filtered differences whose squares would fall below it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch.nn.functional as nnf
 from iirsnn import _checks
 from iirsnn.functional.filter import synapse_filter
 from iirsnn.functional.presets import PRESETS, Coefficients, preset
+from iirsnn.subnormals import cutoff, flush, flush_, square_cutoff
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -76,6 +81,29 @@ def _scale(scale: object) -> float:
     return float(scale)
 
 
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    """Per-sample ``-log softmax(logits)[b, target[b]]`` for logits [B, K] and target [B] -> [B].
+
+    The softmax drops entries below the cut-off of logits' dtype (exp(-69) in float32: they change the
+    loss by less than its round-off), so that neither it nor its gradient ``p - onehot(target)`` holds a
+    subnormal float.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        shifted = logits - logits.amax(1, keepdim=True)
+        kept = shifted.masked_fill(shifted < math.log(cutoff(logits.dtype)), -math.inf).exp()
+        total = kept.sum(1, keepdim=True)
+        ctx.save_for_backward(kept / total, target)
+        return total.log().squeeze(1) - shifted.gather(1, target[:, None]).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        probabilities, target = ctx.saved_tensors
+        g = probabilities.scatter_add(1, target[:, None], probabilities.new_full((target.shape[0], 1), -1.0))
+        return flush_(g.mul_(grad[:, None])), None
+
+
 def spike_count_cross_entropy(spikes: torch.Tensor, target: torch.Tensor, scale: float = 1.0,
                               reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy of the softmax over output spike counts (paper eq. 6-7).
@@ -92,10 +120,13 @@ def spike_count_cross_entropy(spikes: torch.Tensor, target: torch.Tensor, scale:
         A scalar, or [B] for ``reduction="none"``.
     """
     spikes = _spike_counts_input(spikes, "spikes")
+    if spikes.shape[2] == 0:
+        raise ValueError(f"spikes must have at least one class (K = spikes.shape[2]), got shape {list(spikes.shape)}")
     target = _class_target(target, spikes.shape[1], spikes.shape[2])
     scale = _scale(scale)
+    reduction = _reduction(reduction)
     logits = spikes.sum(0) * scale
-    return nnf.cross_entropy(logits, target.to(logits.device), reduction=_reduction(reduction))
+    return _reduce(_SoftmaxCrossEntropy.apply(logits, target.to(logits.device)), reduction)
 
 
 def _kernel(kernel: str | Coefficients | tuple, tau_m: float, tau_s: float, tau: float | None,
@@ -148,7 +179,7 @@ def van_rossum_distance(output: torch.Tensor, target: torch.Tensor, kernel: str 
     target = _target_like(target, output)
     reduction = _reduction(reduction)
     alpha, beta = _kernel(kernel, tau_m, tau_s, tau, output)
-    diff = synapse_filter(output - target, alpha, beta)
+    diff = flush(synapse_filter(output - target, alpha, beta), square_cutoff(output.dtype))  # squares stay normal
     per_sample = diff.square().sum(dim=[d for d in range(diff.dim()) if d != 1]) / (2 * output.shape[0])
     return _reduce(per_sample, reduction)
 

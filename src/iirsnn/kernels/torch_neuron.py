@@ -9,6 +9,7 @@ reset trace S[t] = theta S[t-1] + O[t] (S[t-1] is the paper's R[t]) the adjoint 
     hard reset:    gV[t] = (gO[t] - lambda V[t] gV[t+1]) eps[t] + lambda (1 - O[t]) gV[t+1]
 
 and gI = gV, g lambda = sum_t gV[t] V'[t-1] (V' the decayed part), g theta = sum_t gS[t] S[t-1].
+Every state, output and gradient is flushed (:mod:`iirsnn.subnormals`): no subnormal is carried or stored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from iirsnn.functional.surrogates import Surrogate
 from iirsnn.kernels._util import sum_to_shape
+from iirsnn.subnormals import flush_
 
 
 def _spikes(v: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -33,12 +35,12 @@ class NeuronScanFunction(torch.autograd.Function):
         if reset == "filter":
             for t in range(T):
                 v = torch.addcmul(current[t], leak, v)
-                v.add_(s, alpha=-threshold)
+                flush_(v.add_(s, alpha=-threshold))
                 V[t] = v
-                s = torch.addcmul(_spikes(v, threshold), reset_decay, s)
+                s = flush_(torch.addcmul(_spikes(v, threshold), reset_decay, s))
         else:
             for t in range(T):
-                v = torch.addcmul(current[t], leak, v * (1.0 - s))
+                v = flush_(torch.addcmul(current[t], leak, v * (1.0 - s)))
                 V[t] = v
                 s = _spikes(v, threshold)
         ctx.save_for_backward(V, leak, reset_decay, v0, s0)
@@ -50,47 +52,49 @@ class NeuronScanFunction(torch.autograd.Function):
         V, leak, reset_decay, v0, s0 = ctx.saved_tensors
         threshold, surrogate, reset, detach_reset = ctx.options
         T = V.shape[0]
-        gV = surrogate.derivative(V - threshold).mul_(gO)  # eps[t] gO[t], then the recursion on top
+        eps = flush_(surrogate.derivative(V - threshold))
+        gV = eps * gO  # eps[t] gO[t], then the recursion on top
         gV.add_(gVout)
         gV[T - 1] += g_vlast
         O = _spikes(V, threshold)
         need_theta = ctx.needs_input_grad[2]
         if reset == "filter":
-            eps = None if detach_reset else surrogate.derivative(V - threshold)
             gS_all = torch.empty_like(V) if need_theta else None
             gS = g_slast.clone()
             for t in range(T - 1, -1, -1):
                 if t < T - 1:
-                    gS = gS * reset_decay - threshold * gV[t + 1]
+                    gS = flush_(gS * reset_decay - threshold * gV[t + 1])
                     gV[t].addcmul_(leak, gV[t + 1])
-                if eps is not None:
+                if not detach_reset:
                     gV[t].addcmul_(gS, eps[t])
+                flush_(gV[t])
                 if need_theta:
                     gS_all[t] = gS
             g_s0 = gS * reset_decay - threshold * gV[0]
             g_v0 = leak * gV[0]
             v_prev = torch.cat([v0.unsqueeze(0), V[:-1]])
         else:
-            eps = surrogate.derivative(V - threshold)
             keep = 1.0 - O
             gV[T - 1].addcmul_(eps[T - 1], g_slast)  # the carried state is the last spike
+            flush_(gV[T - 1])
             for t in range(T - 2, -1, -1):
                 nxt = leak * gV[t + 1]
                 if not detach_reset:
                     gV[t].addcmul_(eps[t], nxt * V[t], value=-1.0)
-                gV[t].addcmul_(keep[t], nxt)
+                flush_(gV[t].addcmul_(keep[t], nxt))
             g_v0 = leak * (1.0 - s0) * gV[0]
             g_s0 = torch.zeros_like(s0) if detach_reset else -leak * v0 * gV[0]
             v_prev = torch.cat([(v0 * (1.0 - s0)).unsqueeze(0), V[:-1] * keep[:-1]])
-        g_leak = sum_to_shape(gV * v_prev, leak.shape) if ctx.needs_input_grad[1] else None
+        g_v0, g_s0 = flush_(g_v0), flush_(g_s0)
+        g_leak = flush_(sum_to_shape(gV * v_prev, leak.shape)) if ctx.needs_input_grad[1] else None
         g_theta = None
         if need_theta and reset == "filter":
             S = torch.empty_like(V)
             s = s0
             for t in range(T):
                 S[t] = s
-                s = torch.addcmul(O[t], reset_decay, s)
-            g_theta = sum_to_shape(gS_all * S, reset_decay.shape)  # S here holds S[t-1]
+                s = flush_(torch.addcmul(O[t], reset_decay, s))
+            g_theta = flush_(sum_to_shape(gS_all * S, reset_decay.shape))  # S here holds S[t-1]
         elif need_theta:
             g_theta = torch.zeros_like(reset_decay)
         return gV, g_leak, g_theta, g_v0, g_s0, None, None, None, None

@@ -11,6 +11,12 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+/* Magnitudes below the cut-off are written as exactly 0: no subnormal float is ever stored or carried (their
+ * arithmetic runs in slow microcode on Intel cores). The values and why: iirsnn/subnormals.py, whose table they
+ * must equal (tests/test_subnormals.py checks every backend at the cut-off). */
+#define CUTOFF_F32 0x1p-100f
+#define CUTOFF_F64 0x1p-900
+
 #define CHUNK 256
 #define PREFETCH 2 /* time steps ahead */
 enum { SURR_GAUSSIAN = 0, SURR_FAST_SIGMOID = 1, SURR_SIGMOID = 2, SURR_ARCTAN = 3, SURR_TRIANGLE = 4 };
@@ -62,15 +68,19 @@ static inline uint16_t f32_to_bf16_keeping_spike(float v, float th) {
 #define SCALAR float
 #define FN(name) name##_f32
 #define EXP iirsnn_expf
+#define CUTOFF CUTOFF_F32
 #include "scans_impl.h"
 #undef SCALAR
 #undef FN
 #undef EXP
+#undef CUTOFF
 
 #define SCALAR double
 #define FN(name) name##_f64
 #define EXP exp
+#define CUTOFF CUTOFF_F64
 #include "scans_impl.h"
 #undef SCALAR
 #undef FN
 #undef EXP
+#undef CUTOFF

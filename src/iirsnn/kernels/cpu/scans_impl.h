@@ -7,6 +7,11 @@
  * lane % period (period 1: shared; period N: per feature, repeated over the batch).
  */
 
+/* x, or exactly 0 when |x| < CUTOFF (NaN and Inf are kept): no subnormal is ever stored or carried. */
+static inline SCALAR FN(flush)(SCALAR x) {
+    return (sizeof(SCALAR) == 4 ? __builtin_fabsf((float)x) : __builtin_fabs((double)x)) < CUTOFF ? (SCALAR)0 : x;
+}
+
 /* Ask for the n values at p ahead of use: the rows of one lane block at successive time steps lie L
  * values apart, on different pages, where the hardware prefetchers do not follow. */
 static inline void FN(prefetch_row)(const SCALAR *p, int64_t n) {
@@ -33,7 +38,7 @@ static inline void FN(store_fence)(void) {
 #endif
 }
 
-/* eps[i] = surrogate derivative at V[i] - th, for n lanes (vectorised; libmvec provides exp). */
+/* eps[i] = surrogate derivative at V[i] - th, for n lanes (vectorised; libmvec provides exp), flushed. */
 static inline void FN(surrogate_row)(int kind, SCALAR p, SCALAR th, const SCALAR *restrict V,
                                      SCALAR *restrict eps, int64_t n) {
     switch (kind) {
@@ -70,19 +75,21 @@ static inline void FN(surrogate_row)(int kind, SCALAR p, SCALAR th, const SCALAR
             eps[i] = a > 0 ? a / p : (SCALAR)0;
         }
     }
+    #pragma omp simd
+    for (int64_t i = 0; i < n; i++) eps[i] = FN(flush)(eps[i]);
 }
 
 /* One time step of the neuron for n lanes, from the input current row `cur`: updates the state v, s in place and
- * writes the potential and the spikes (the equations of neuron_forward). */
+ * writes the potential and the spikes (the equations of neuron_forward; v and s flushed). */
 static inline void FN(neuron_step)(int64_t n, int hard, SCALAR th, const SCALAR *restrict lam,
                                    const SCALAR *restrict dec, const SCALAR *restrict cur, SCALAR *restrict v,
                                    SCALAR *restrict s, SCALAR *restrict Vt, SCALAR *restrict Ot) {
     if (!hard) {
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            SCALAR vv = lam[i] * v[i] + cur[i] - th * s[i];
+            SCALAR vv = FN(flush)(lam[i] * v[i] + cur[i] - th * s[i]);
             SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
-            s[i] = dec[i] * s[i] + o;
+            s[i] = FN(flush)(dec[i] * s[i] + o);
             v[i] = vv;
             Vt[i] = vv;
             Ot[i] = o;
@@ -90,7 +97,7 @@ static inline void FN(neuron_step)(int64_t n, int hard, SCALAR th, const SCALAR 
     } else {
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            SCALAR vv = lam[i] * v[i] * ((SCALAR)1 - s[i]) + cur[i];
+            SCALAR vv = FN(flush)(lam[i] * v[i] * ((SCALAR)1 - s[i]) + cur[i]);
             SCALAR o = vv > th ? (SCALAR)1 : (SCALAR)0;
             s[i] = o;
             v[i] = vv;
@@ -103,7 +110,7 @@ static inline void FN(neuron_step)(int64_t n, int hard, SCALAR th, const SCALAR 
 /* One step of the adjoint, backwards in time, for n lanes (DESIGN.md sec. 2): from dL/dO[t] (gO), an optional direct
  * dL/dV[t] (gVdirect), eps[t], V[t] and the decayed previous potential vp = V'[t-1], updates gvn (dL/dV[t+1] in,
  * dL/dV[t] out), gs (the reset-trace adjoint) and al (sum gV V'), and writes dL/dV[t] to out. At the last step
- * (`last`), g_vlast and g_slast (may be NULL) are the gradients of the returned state. */
+ * (`last`), g_vlast and g_slast (may be NULL) are the gradients of the returned state. gV and gs are flushed. */
 static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int last, SCALAR th,
                                            const SCALAR *restrict lam, const SCALAR *restrict dec,
                                            const SCALAR *restrict eps, const SCALAR *restrict gO,
@@ -115,10 +122,10 @@ static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int 
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             SCALAR gv = eps[i] * gO[i] + (gVdirect ? gVdirect[i] : (SCALAR)0);
-            if (!last) gs[i] = dec[i] * gs[i] - th * gvn[i];
+            if (!last) gs[i] = FN(flush)(dec[i] * gs[i] - th * gvn[i]);
             else if (g_vlast) gv += g_vlast[i];
             if (!detach) gv += eps[i] * gs[i];
-            gv += lam[i] * gvn[i];
+            gv = FN(flush)(gv + lam[i] * gvn[i]);
             al[i] += gv * vp[i];
             out[i] = gv;
             gvn[i] = gv;
@@ -134,6 +141,7 @@ static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int 
                 if (!detach) gv -= eps[i] * nxt * Vt[i];
                 gv += Vt[i] > th ? (SCALAR)0 : nxt;
             }
+            gv = FN(flush)(gv);
             al[i] += gv * vp[i];
             out[i] = gv;
             gvn[i] = gv;
@@ -228,14 +236,14 @@ void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_
         for (int64_t i = 0; i < n; i++) {
             const int64_t l = c0 + i;
             if (!hard) {
-                g_v0[l] = lam[i] * gvn[i];
-                g_s0[l] = dec[i] * gs[i] - th * gvn[i];
+                g_v0[l] = FN(flush)(lam[i] * gvn[i]);
+                g_s0[l] = FN(flush)(dec[i] * gs[i] - th * gvn[i]);
             } else {
-                g_v0[l] = lam[i] * ((SCALAR)1 - s0[l]) * gvn[i];
-                g_s0[l] = detach ? (SCALAR)0 : -lam[i] * v0[l] * gvn[i];
+                g_v0[l] = FN(flush)(lam[i] * ((SCALAR)1 - s0[l]) * gvn[i]);
+                g_s0[l] = detach ? (SCALAR)0 : FN(flush)(-lam[i] * v0[l] * gvn[i]);
             }
-            acc_leak[l] = al[i];
-            if (acc_theta) acc_theta[l] = at[i];
+            acc_leak[l] = FN(flush)(al[i]);
+            if (acc_theta) acc_theta[l] = FN(flush)(at[i]);
         }
     }
 }
@@ -254,7 +262,7 @@ void FN(reset_trace)(const void *V, int v_bf16, const SCALAR *s0, const SCALAR *
             const SCALAR *Vt = FN(potential_row)(V, v_bf16, off, n, vbuf);
             for (int64_t i = 0; i < n; i++) {
                 S_prev[off + i] = s[i];
-                s[i] = theta[(c0 + i) % theta_period] * s[i] + (Vt[i] > th ? (SCALAR)1 : (SCALAR)0);
+                s[i] = FN(flush)(theta[(c0 + i) % theta_period] * s[i] + (Vt[i] > th ? (SCALAR)1 : (SCALAR)0));
             }
         }
     }
@@ -267,7 +275,7 @@ static inline void FN(lane_coefficients)(const SCALAR *src, int64_t K, int64_t p
         for (int64_t i = 0; i < n; i++) dst[k * CHUNK + i] = src[k * period + (c0 + i) % period];
 }
 
-/* IIR filter: F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] x[t-q], with histories f_hist [P, L] and
+/* IIR filter: F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] x[t-q] (flushed), with histories f_hist [P, L] and
  * x_hist [Q, L] (oldest first) standing in for negative times. alpha [P, period], beta [Q+1, period]. */
 void FN(filter_forward)(const SCALAR *x, const SCALAR *x_hist, const SCALAR *f_hist, const SCALAR *alpha,
                         const SCALAR *beta, int64_t period, SCALAR *F, int64_t P, int64_t Q, int64_t T,
@@ -296,12 +304,15 @@ void FN(filter_forward)(const SCALAR *x, const SCALAR *x_hist, const SCALAR *f_h
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) Ft[i] += a[i] * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) Ft[i] = FN(flush)(Ft[i]);
         }
         free(al);
     }
 }
 
-/* Adjoint of filter_forward. G [T, L] receives the backward-filtered gradient G[t] = gF[t] + sum_p alpha_p G[t+p];
+/* Adjoint of filter_forward (every output flushed). G [T, L] receives the backward-filtered gradient
+ * G[t] = gF[t] + sum_p alpha_p G[t+p];
  * gx [T, L], g_xh [Q, L], g_fh [P, L] the input and history gradients (NULL: not wanted); acc_alpha [P, L] and
  * acc_beta [Q+1, L] (when not NULL) the per-lane sums sum_t G[t] F[t-p] and sum_t G[t] x[t-q]. */
 void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist, const SCALAR *F,
@@ -325,6 +336,8 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) Gt[i] += a[i] * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) Gt[i] = FN(flush)(Gt[i]);
         }
         /* input and history gradients: gxbuf[j] = sum_q beta_q G[j - Q + q], j over history and inputs */
         for (int64_t j = 0; j < Q + T; j++) {
@@ -338,6 +351,8 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) dst[i] += b[i] * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) dst[i] = FN(flush)(dst[i]);
         }
         for (int64_t j = 0; g_fh && j < P; j++) {
             SCALAR *dst = g_fh + j * L + c0;
@@ -349,6 +364,8 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) dst[i] += a[i] * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) dst[i] = FN(flush)(dst[i]);
         }
         for (int64_t p = 1; acc_alpha && p <= P; p++) {
             SCALAR *acc = acc_alpha + (p - 1) * L + c0;
@@ -359,6 +376,7 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) acc[i] += Gt[i] * src[i];
             }
+            for (int64_t i = 0; i < n; i++) acc[i] = FN(flush)(acc[i]);
         }
         for (int64_t q = 0; acc_beta && q <= Q; q++) {
             SCALAR *acc = acc_beta + q * L + c0;
@@ -369,6 +387,7 @@ void FN(filter_backward)(const SCALAR *gF, const SCALAR *x, const SCALAR *x_hist
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) acc[i] += Gt[i] * src[i];
             }
+            for (int64_t i = 0; i < n; i++) acc[i] = FN(flush)(acc[i]);
         }
         free(al);
     }
@@ -431,6 +450,8 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) f[i] += ap * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) f[i] = FN(flush)(f[i]);
             if (P > 0) {
                 SCALAR *dst = ring + (t % K) * CHUNK;
                 for (int64_t i = 0; i < n; i++) dst[i] = f[i];
@@ -507,6 +528,10 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) Gt[i] += ap * src[i];
             }
+            if (P > 0) {
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Gt[i] = FN(flush)(Gt[i]);
+            }
             const SCALAR b0 = (SCALAR)beta[0];
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) gxrow[i] = b0 * Gt[i];
@@ -515,13 +540,15 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) gxrow[i] += bq * src[i];
             }
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) gxrow[i] = FN(flush)(gxrow[i]);
             FN(store_row)(gX + off, gxrow, n);
         }
         FN(store_fence)();
         for (int64_t i = 0; i < n; i++) {
-            acc_leak[c0 + i] = al[i];
-            acc_bias[c0 + i] = ab[i];
-            if (acc_theta) acc_theta[c0 + i] = at[i];
+            acc_leak[c0 + i] = FN(flush)(al[i]);
+            acc_bias[c0 + i] = FN(flush)(ab[i]);
+            if (acc_theta) acc_theta[c0 + i] = FN(flush)(at[i]);
         }
         free(ring);
     }

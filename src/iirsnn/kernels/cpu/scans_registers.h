@@ -6,9 +6,9 @@
  * block (filter taps, bias, neuron), every one loading and storing its rows in L1: about 26 vector loads and
  * stores per 16 lanes and step. Here a group of 64 lanes (four vectors) keeps its filter and neuron state in
  * registers through all T steps, so that a step costs one load of X and the two stores of O and V per vector.
- * Same equations, same order of operations as the generic pass. Sequences whose rows stay in the cache gain
- * most ([25, 64, 500]: 0.35 -> 0.22 ms); long ones are bound by memory bandwidth ([300, 16, 500]: 29 MB in about
- * 0.7 ms either way). V goes out with streaming stores (read only by the backward); O with plain ones, as the
+ * Same equations, same order of operations and the same flushing of subnormals as the generic pass. Sequences
+ * whose rows stay in the cache gain most ([25, 64, 500]: 0.35 -> 0.22 ms); long ones are bound by memory
+ * bandwidth ([300, 16, 500]: 29 MB in about 0.7 ms either way). V goes out with streaming stores (read only by the backward); O with plain ones, as the
  * next layer reads it at once. The spikes also go out as bits (see FN(filter_neuron_forward)). */
 
 #if defined(__AVX512F__)
@@ -21,6 +21,12 @@ static inline void group_params(const float *p, int64_t period, int64_t g0, int6
     float tmp[GROUP_LANES];
     for (int64_t i = 0; i < GROUP_LANES; i++) tmp[i] = g0 + i < L ? p[(g0 + i) % period] : 0.0f;
     for (int j = 0; j < GROUP_VECTORS; j++) out[j] = _mm512_loadu_ps(tmp + 16 * j);
+}
+
+/* x with every lane of magnitude below CUTOFF_F32 as exactly 0 (NaN kept: "not less than" is true for it). */
+static inline __m512 flush_vector(__m512 x) {
+    const __mmask16 keep = _mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(CUTOFF_F32), _CMP_NLT_UQ);
+    return _mm512_maskz_mov_ps(keep, x);
 }
 
 /* Store a vector of a large output row read again only much later: streaming when the whole vector is there
@@ -69,6 +75,7 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
                 if (Q >= 1) f = _mm512_fmadd_ps(b1, xp[j], f);
                 if (P >= 1) f = _mm512_fmadd_ps(a1, f1[j], f);
                 if (P >= 2) f = _mm512_fmadd_ps(a2, f2[j], f);
+                f = flush_vector(f);
                 xp[j] = x;
                 f2[j] = f1[j];
                 f1[j] = f;
@@ -78,10 +85,11 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
                     vv = _mm512_fnmadd_ps(vth, s[j], _mm512_fmadd_ps(lam[j], v[j], cur));
                 else /* V = lam V (1 - O[t-1]) + I; S = O */
                     vv = _mm512_fmadd_ps(_mm512_mul_ps(lam[j], v[j]), _mm512_sub_ps(one, s[j]), cur);
+                vv = flush_vector(vv);
                 const __mmask16 fired = _mm512_cmp_ps_mask(vv, vth, _CMP_GT_OQ) & mask[j];
                 const __m512 o = _mm512_maskz_mov_ps(fired, one);
                 word |= (uint64_t)fired << (16 * j);
-                s[j] = hard ? o : _mm512_fmadd_ps(dec[j], s[j], o);
+                s[j] = hard ? o : flush_vector(_mm512_fmadd_ps(dec[j], s[j], o));
                 v[j] = vv;
                 _mm512_mask_storeu_ps(O + off + 16 * j, mask[j], o);
                 if (V) store_vector_streaming(V + off + 16 * j, mask[j], vv);
