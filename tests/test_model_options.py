@@ -109,7 +109,9 @@ PROBES: dict[str, Probe] = {
 
 def test_every_option_has_a_probe():
     """A new key of DEFAULT_OPTIONS needs a probe in PROBES (and a stale probe is removed with its option)."""
-    assert set(PROBES) == set(DEFAULT_OPTIONS)
+    missing, stale = set(DEFAULT_OPTIONS) - set(PROBES), set(PROBES) - set(DEFAULT_OPTIONS)
+    assert not missing, f"options without a probe in PROBES: {sorted(missing)}"
+    assert not stale, f"probes of options from_spec no longer has: {sorted(stale)}"
     for name, probe in PROBES.items():
         assert name in probe.options and probe.options[name] != DEFAULT_OPTIONS[name], name
 
