@@ -1,7 +1,8 @@
 """Test-session setup: without a GPU, Triton kernels run in its interpreter on CPU tensors.
 
 TRITON_INTERPRET must be set before Triton compiles (decorates) any kernel, so it is set here,
-before the tests import anything that could.
+before the tests import anything that could. Under CI (``CI=true``) a missing compiled CPU backend or
+Triton fails the run instead of skipping their tests (see ci_requirements.py).
 """
 
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from ci_requirements import pytest_sessionstart  # noqa: F401  (a hook: pytest finds it by name here)
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -61,6 +61,49 @@ def test_samples_are_unit_range_images_with_int_labels(train: MNIST, t10k: MNIST
     assert train.targets.dtype == torch.int64
 
 
+def _raw_split(shared_data: Path, prefix: str) -> tuple[bytes, bytes]:
+    """The decompressed images and labels files of one split, read here with gzip alone (not the loader)."""
+    directory = shared_data / "mnist"
+    return (gzip.decompress((directory / f"{prefix}-images-idx3-ubyte.gz").read_bytes()),
+            gzip.decompress((directory / f"{prefix}-labels-idx1-ubyte.gz").read_bytes()))
+
+
+def _raw_sample(images: bytes, labels: bytes, index: int) -> tuple[np.ndarray, int]:
+    """Image ``index`` and its label at the IDX offsets of SOURCE.md: a 16-byte images header (magic 2051,
+    count, 28, 28) then 784 bytes per image; an 8-byte labels header (magic 2049, count) then one byte each."""
+    start = 16 + 784 * index
+    return np.frombuffer(images[start:start + 784], dtype=np.uint8).reshape(28, 28), labels[8 + index]
+
+
+@pytest.mark.parametrize("split, indices", [
+    ("train", [0, 1, 2, 12345, 30000, 59998, 59999]),
+    ("t10k", [0, 1, 2, 4999, 5000, 9998, 9999]),
+])
+def test_samples_equal_the_raw_idx_bytes(shared_data: Path, split: str, indices: list[int],
+                                         request: pytest.FixtureRequest) -> None:
+    """Image and label i of the loader are the i-th 784 bytes and the i-th label byte of the files."""
+    dataset: MNIST = request.getfixturevalue(split)
+    images, labels = _raw_split(shared_data, split)
+    count = len(dataset)
+    assert images[:16] == (2051).to_bytes(4, "big") + count.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    assert labels[:8] == (2049).to_bytes(4, "big") + count.to_bytes(4, "big")
+    assert len(images) == 16 + 784 * count and len(labels) == 8 + count
+    for i in indices:
+        raw_image, raw_label = _raw_sample(images, labels, i)
+        assert raw_image.any(), f"raw image {i} is blank: the comparison would be vacuous"
+        assert np.array_equal(dataset.images[i].numpy(), raw_image), f"{split} image {i} differs from the file"
+        assert int(dataset.targets[i]) == raw_label, f"{split} label {i} differs from the file"
+        image, label = dataset[i]
+        assert torch.equal(image[0], torch.from_numpy(raw_image.astype(np.float32) / 255)) and label == raw_label
+    neighbours = [_raw_sample(images, labels, i)[0] for i in (0, 1)]
+    assert not np.array_equal(*neighbours), "adjacent raw images are equal: a shift by one would not show"
+
+
+def test_first_training_labels_are_the_known_ones(train: MNIST) -> None:
+    assert train.targets[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert [train[i][1] for i in range(10)] == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
 def test_pixel_statistics_match_source(train: MNIST) -> None:
     pixels = train.images.float() / 255
     assert pixels.mean().item() == pytest.approx(0.1307, abs=1e-4)
