@@ -34,12 +34,13 @@ flush_denormal (off unless asked for)
     inherit them; threads already running keep theirs, torch's intra-op thread pool among them once
     ``torch.set_num_threads`` or the first parallel operation has started it. So call this first
     thing in a program; if the pool already differs, the state reads ``"partial"`` and a RuntimeWarning
-    says so. iirsnn's own kernels write no subnormals and do not need it: it is offered for other code
-    and for comparisons.
+    says so. iirsnn's kernels are meant to write no subnormals (DESIGN.md, section 3) and not to need
+    it: it is offered for other code and for comparisons.
 
 A child process made by ``fork`` (a DataLoader worker on Linux) inherits both settings; one started
 afresh (``spawn``, ``subprocess``) has neither until it calls :func:`tune_process` itself.
-Measured effect of each setting: docs/kernels.md ("Process settings").
+Measured effect of each setting: docs/kernels.md ("Memory and process settings"), from
+benchmarks/process_settings.py.
 """
 
 from __future__ import annotations
