@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from iirsnn.functional import bernoulli_rate, spike_count_cross_entropy
 from iirsnn.models import from_spec
+from iirsnn.process import tune_process
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    tune_process()  # the allocator mode of IIRSNN_MALLOC (default reuse), as the CLI's
     torch.set_num_threads(os.cpu_count() or 1)
     root = Path(args.data)
     data = (load(root, "train"), load(root, "t10k"))

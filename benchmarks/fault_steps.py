@@ -17,10 +17,13 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import peers
 
+import iirsnn
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("workload", choices=list(peers.WORKLOADS))
 ap.add_argument("--steps", type=int, default=10)
 args = ap.parse_args()
+iirsnn.tune_process()  # the allocator mode of IIRSNN_MALLOC (default reuse), as the CLI's
 torch.set_num_threads(2)
 w = peers.WORKLOADS[args.workload]
 torch.manual_seed(0)

@@ -17,9 +17,12 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import peers
 
+import iirsnn
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--steps", type=int, default=5)
 args = ap.parse_args()
+iirsnn.tune_process()  # the allocator mode of IIRSNN_MALLOC (default reuse), as the CLI's
 torch.set_num_threads(2)
 median = {}
 for wname in ("temporal", "temporal-long"):

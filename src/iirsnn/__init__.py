@@ -2,12 +2,16 @@
 
 Subpackages: :mod:`iirsnn.functional` (pure tensor functions), :mod:`iirsnn.nn` (modules),
 :mod:`iirsnn.models` (networks from the paper's notation), :mod:`iirsnn.kernels` (scan backends).
+
+Importing iirsnn changes nothing for the rest of the process. The process-wide settings that speed up
+training (glibc's allocator mode, flush-to-zero) are one call, :func:`iirsnn.tune_process`
+(:mod:`iirsnn.process`), which the ``iirsnn`` command line makes at its start.
 """
 
-from iirsnn import _malloc, config, functional, kernels, models, nn
-
-_malloc.tune()
+from iirsnn import config, functional, kernels, models, nn
+from iirsnn.process import ProcessSettings, process_settings, tune_process
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "config", "functional", "kernels", "models", "nn"]
+__all__ = ["ProcessSettings", "__version__", "config", "functional", "kernels", "models", "nn", "process_settings",
+           "tune_process"]

@@ -23,7 +23,8 @@ Sweeps (scaling curves):
 Every measurement runs in its own process (``python -m iirsnn.benchmark --one CONFIG_JSON``), so that
 its peak RSS is its own: the median seconds of a training step (forward, loss, backward, Adam) and of
 an inference forward (no_grad), the peak RSS added after the network and data were built, and the
-firing rate of every spiking layer.
+firing rate of every spiking layer. Each of these processes applies the process settings of the one
+that started it (:func:`iirsnn.process.tune_process`: the allocator mode, flush-to-zero if on).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tqdm import tqdm
 from iirsnn import __version__
 from iirsnn.models import _CONV, _DENSE, from_spec
 from iirsnn.nn import SpikingLayer
+from iirsnn.process import MALLOC_MODES, process_settings, tune_process
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,10 @@ def run_in_process(cfg: Config) -> dict:
 
 def run_isolated(cfg: Config) -> dict:
     """:func:`measure` in a fresh process, so that the peak RSS is this configuration's own."""
-    cmd = [sys.executable, "-m", "iirsnn.benchmark", "--one", json.dumps(asdict(cfg))]
+    settings = process_settings()
+    flush = "on" if settings.flush_denormal == "on" else "off"
+    cmd = [sys.executable, "-m", "iirsnn.benchmark", "--one", json.dumps(asdict(cfg)),
+           "--malloc", settings.malloc or "system", "--flush-denormal", flush]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(_RESULT)]
     if lines:
@@ -505,7 +510,10 @@ def _worker(argv: Sequence[str] | None = None) -> None:
     """``python -m iirsnn.benchmark --one CONFIG_JSON``: one measurement, printed as a RESULT line."""
     parser = argparse.ArgumentParser(description="one measurement of iirsnn bench (run by it)")
     parser.add_argument("--one", required=True, metavar="CONFIG_JSON", help="a Config as JSON")
+    parser.add_argument("--malloc", choices=MALLOC_MODES, default="system", help="allocator mode to apply first")
+    parser.add_argument("--flush-denormal", choices=["on", "off"], default="off", help="flush-to-zero to apply first")
     args = parser.parse_args(argv)
+    tune_process(malloc=args.malloc, flush_denormal=args.flush_denormal == "on")
     print(_RESULT + json.dumps(run_in_process(Config.from_json(args.one))), flush=True)
 
 

@@ -1,4 +1,9 @@
-"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn data``, ``iirsnn bench`` and ``iirsnn info``."""
+"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn data``, ``iirsnn bench`` and ``iirsnn info``.
+
+Before any command it applies the process settings, :func:`iirsnn.process.tune_process` with its
+defaults: the allocator mode of ``IIRSNN_MALLOC`` (default ``reuse``) and flush-to-zero only if
+``IIRSNN_FLUSH_DENORMAL`` asks for it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import dataclasses
 import sys
 
 import torch
+
+from iirsnn.process import tune_process
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,8 +35,9 @@ def _info(_: argparse.Namespace) -> int:
     import importlib.util
 
     import iirsnn
-    from iirsnn import _malloc, config, kernels
+    from iirsnn import config, kernels
     from iirsnn.kernels import cpu
+    from iirsnn.process import process_settings
 
     print(f"iirsnn {iirsnn.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CUDA {'available' if torch.cuda.is_available() else 'not available'}")
@@ -37,8 +45,11 @@ def _info(_: argparse.Namespace) -> int:
           f"NaN/Inf checks {'on' if config.check_finite else 'off'}; precision {config.precision}")
     status = "available" if cpu.available() else f"unavailable: {cpu.unavailable_reason()}"
     print(f"compiled CPU kernels: {status}")
-    print(f"Triton (gpu backend): {'installed' if importlib.util.find_spec('triton') else 'not installed'}; "
-          f"malloc mode (IIRSNN_MALLOC): {_malloc.applied or 'system'}")
+    print(f"Triton (gpu backend): {'installed' if importlib.util.find_spec('triton') else 'not installed'}")
+    settings = process_settings()
+    print(f"process settings (iirsnn.tune_process, applied by this command): malloc mode "
+          f"{settings.malloc or 'system (glibc defaults)'} (IIRSNN_MALLOC), flush-to-zero {settings.flush_denormal} "
+          f"(IIRSNN_FLUSH_DENORMAL)")
     return 0
 
 
@@ -109,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        tune_process()
+    except ValueError as exc:  # an unknown IIRSNN_MALLOC or IIRSNN_FLUSH_DENORMAL
+        print(f"iirsnn: {exc}", file=sys.stderr)
+        return 2
     return args.func(args)
 
 
