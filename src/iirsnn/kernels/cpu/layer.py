@@ -116,7 +116,10 @@ class SpikeMatrix:
         self.dtype = X.dtype
 
     def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
-        """X W^T from WT = W^T [N, M] (contiguous): returns [R, M]."""
+        """X W^T from WT = W^T [N, M] (contiguous, X's dtype): returns [R, M]."""
+        if WT.dim() != 2 or WT.shape[0] != self.shape[1]:  # the kernel reads the rows of WT that X's columns index
+            raise ValueError(f"W^T must be [N, M] with N = {self.shape[1]} columns of the spike matrix, "
+                             f"got {list(WT.shape)}")
         out = WT.new_empty((self.shape[0], WT.shape[1]))
         run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out, self.shape[0], WT.shape[1],
             threads())
@@ -174,6 +177,8 @@ class SpikeLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, X, weight, bf16: bool = False):
+        if X.dtype != weight.dtype:  # the spike index keeps X's values, the products run in the weight's dtype
+            raise TypeError(f"SpikeLinear: X is {X.dtype} but weight is {weight.dtype}; give both the same dtype")
         X = X.contiguous()
         sparse, _, binary = spike_matrix(X)
         ctx.sparse = sparse is not None

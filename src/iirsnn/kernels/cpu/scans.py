@@ -14,6 +14,7 @@ import torch
 from iirsnn.functional.surrogates import SURROGATE_CODES
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.cpu import library
+from iirsnn.kernels.cpu.signatures import KERNELS, Kernel
 from iirsnn.kernels.lanes import lane_params
 from iirsnn.kernels.neuron_function import NeuronLaunchers, neuron_function
 
@@ -25,14 +26,28 @@ def supports(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in DTYPES
 
 
-_functions: dict[tuple[str, torch.dtype], ctypes._CFuncPtr] = {}
+_functions: dict[tuple[str, torch.dtype], tuple[ctypes._CFuncPtr, Kernel]] = {}
+
+
+def _function(name: str, dtype: torch.dtype) -> tuple[ctypes._CFuncPtr, Kernel]:
+    """The compiled kernel ``name`` for ``dtype`` and its entry in the table of arguments."""
+    if dtype not in DTYPES:
+        raise TypeError(f"the compiled kernels take float32 or float64, got {dtype} for kernel {name}")
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; the kernels are {sorted(KERNELS)}")
+    entry = _functions[(name, dtype)] = (getattr(library(), name + DTYPES[dtype]), KERNELS[name])
+    return entry
 
 
 def run(name: str, dtype: torch.dtype, *args):
-    """Call kernel ``name`` for ``dtype``; tensors are passed as pointers and stay referenced during the call."""
-    fn = _functions.get((name, dtype))
-    if fn is None:
-        fn = _functions[(name, dtype)] = getattr(library(), name + DTYPES[dtype])
+    """Call kernel ``name`` for ``dtype`` with ``args`` in its C order (tensors for pointers, None for NULL).
+
+    The arguments are first checked against the kernel's table entry (:mod:`iirsnn.kernels.cpu.signatures`):
+    a tensor of the wrong dtype, device, layout or number of elements, or an integer out of range, raises
+    TypeError/ValueError naming it, before any memory is touched. Tensors stay referenced during the call.
+    """
+    fn, kernel = _functions.get((name, dtype)) or _function(name, dtype)
+    kernel.check(dtype, args)
     return fn(*[a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args])
 
 
