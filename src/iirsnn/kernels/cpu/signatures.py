@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ast
 import ctypes
-import math
 from dataclasses import dataclass
 
 import torch
@@ -101,22 +100,31 @@ def period(name: str) -> Int:
     return Int(name, 1)
 
 
-def _entries_to_calls(expr: str) -> tuple[ast.Expression, set[str]]:
-    """Parse a size expression; ``t[i]`` (an entry of an index tensor) becomes ``entry(t, i, 't')``."""
+def _compile(expr: str, kernel: str, names: tuple[str, ...], what: str):
+    """An expression over a kernel's arguments as a function of the argument tuple: names become a[i], and an
+    entry of an index tensor, ``t[i]``, becomes ``entry(a[j], i, 't')``. Returns (function, indexed names)."""
     tree = ast.parse(expr, mode="eval")
     indexed: set[str] = set()
 
     class Rewrite(ast.NodeTransformer):
         def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-            self.generic_visit(node)
             if not isinstance(node.value, ast.Name):
-                raise ValueError(f"size {expr!r}: only an argument's entry like rowptr[R] may be indexed")
+                raise ValueError(f"kernel {kernel}: {what} {expr!r} may index only an argument, like rowptr[R]")
             indexed.add(node.value.id)
             return ast.Call(ast.Name("entry", ast.Load()),
-                            [node.value, node.slice, ast.Constant(node.value.id)], [])
+                            [self.visit(node.value), self.visit(node.slice), ast.Constant(node.value.id)], [])
 
-    tree = ast.fix_missing_locations(Rewrite().visit(tree))
-    return tree, indexed
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id in _EVAL_GLOBALS:
+                return node
+            if node.id not in names:
+                raise ValueError(f"kernel {kernel}: {what} {expr!r} uses {node.id!r}, not an argument")
+            return ast.Subscript(ast.Name("a", ast.Load()), ast.Constant(names.index(node.id)), ast.Load())
+
+    body = Rewrite().visit(tree).body
+    fn = ast.Expression(ast.Lambda(ast.arguments([], [ast.arg("a")], None, [], [], None, []), body))
+    code = compile(ast.fix_missing_locations(fn), f"<{what} of kernel {kernel}>", "eval")
+    return eval(code, _EVAL_GLOBALS), indexed
 
 
 def entry(t: torch.Tensor, i: int, name: str) -> int:
@@ -127,6 +135,7 @@ def entry(t: torch.Tensor, i: int, name: str) -> int:
 
 
 _EVAL_GLOBALS = {"__builtins__": {}, "words": words, "entry": entry}
+_REAL = (float, int)
 
 
 class Kernel:
@@ -137,83 +146,92 @@ class Kernel:
         self.names = tuple(a.name for a in args)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"kernel {name}: an argument name repeats")
-        self.scalars = tuple((i, a) for i, a in enumerate(args) if not isinstance(a, Ptr))
-        self.pointers = tuple((i, a, self._compile_size(a, i), self._compile_null(a))
+        self.ints = tuple((i, a.lo, a.upper) for i, a in enumerate(args) if isinstance(a, Int))
+        self.reals = tuple(i for i, a in enumerate(args) if isinstance(a, Real))
+        self.pointers = tuple((i, a, _FIXED_DTYPES.get(a.dtype), self._size(a, i), self._null(a))
                               for i, a in enumerate(args) if isinstance(a, Ptr))
+        self.v_bf16 = self.names.index("v_bf16") if "v_bf16" in self.names else None
+        if any(p.dtype == POTENTIAL for p in args if isinstance(p, Ptr)) and self.v_bf16 is None:
+            raise ValueError(f"kernel {name}: potentials need the v_bf16 flag that says their dtype")
 
-    def _compile_size(self, p: Ptr, position: int):
+    def _size(self, p: Ptr, position: int):
+        """The function giving p's number of elements from the arguments (None: checked by the caller)."""
         if p.size is None:
             if not p.note:
                 raise ValueError(f"kernel {self.name}: {p.name} has no size and no note saying who checks it")
             return None
-        tree, indexed = _entries_to_calls(p.size)
-        for source in indexed:  # an entry is read only from an index tensor already checked
-            j = self.names.index(source) if source in self.names else len(self.names)
+        fn, indexed = _compile(p.size, self.name, self.names, f"size of {p.name}")
+        for source in indexed:  # an entry is read only from an index tensor checked before it
+            j = self.names.index(source)
             if j >= position or not isinstance(self.args[j], Ptr) or self.args[j].dtype != INT64:
                 raise ValueError(f"kernel {self.name}: size of {p.name} reads {source}, which must be an int64 "
                                  "pointer declared before it")
-        unknown = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(self.names) - set(_EVAL_GLOBALS)
-        if unknown:
-            raise ValueError(f"kernel {self.name}: size of {p.name} uses unknown names {sorted(unknown)}")
-        return compile(tree, f"<size of {self.name}.{p.name}>", "eval")
+        return fn
 
-    def _compile_null(self, p: Ptr):
-        return p.null if isinstance(p.null, bool) else compile(p.null, f"<null of {self.name}.{p.name}>", "eval")
+    def _null(self, p: Ptr):
+        """True or False (NULL always or never allowed), or the function saying when it is."""
+        return p.null if isinstance(p.null, bool) else _compile(p.null, self.name, self.names,
+                                                                f"NULL condition of {p.name}")[0]
 
-    def check(self, dtype: torch.dtype, values: tuple) -> None:
-        """Raise TypeError or ValueError naming the argument unless ``values`` are what the kernel may be handed."""
-        if len(values) != len(self.args):
+    def check(self, dtype: torch.dtype, a: tuple) -> None:
+        """Raise TypeError or ValueError naming the argument unless ``a`` are what the kernel may be handed."""
+        if len(a) != len(self.args):
             raise TypeError(f"kernel {self.name} takes {len(self.args)} arguments ({', '.join(self.names)}), "
-                            f"got {len(values)}")
-        for i, a in self.scalars:
-            _check_scalar(self.name, a, values[i])
-        ns = dict(zip(self.names, values, strict=True))
-        for i, p, size, null in self.pointers:
-            t = values[i]
+                            f"got {len(a)}")
+        for i, lo, hi in self.ints:
+            v = a[i]
+            if type(v) is not int or not lo <= v <= hi:
+                self._scalar_error(i, v)
+        for i in self.reals:
+            v = a[i]
+            if type(v) not in _REAL or v - v != 0:  # v - v is nan for inf and nan
+                self._scalar_error(i, v)
+        for i, p, fixed, size, null in self.pointers:
+            t = a[i]
             if t is None:
-                if null is True or (null is not False and eval(null, _EVAL_GLOBALS, ns)):
-                    continue
-                raise ValueError(f"kernel {self.name}: {p.name} is None (NULL), but the kernel reads or writes it"
-                                 + ("" if null is False else f" unless {p.null}"))
-            want = dtype if p.dtype == SCALAR else (
-                (torch.bfloat16 if ns["v_bf16"] else dtype) if p.dtype == POTENTIAL else _FIXED_DTYPES[p.dtype])
-            _check_tensor(self.name, p.name, t, want)
-            if size is not None:
-                need = eval(size, _EVAL_GLOBALS, ns)
-                if t.numel() != need:
-                    raise ValueError(f"kernel {self.name}: {p.name} has {t.numel()} elements (shape "
-                                     f"{list(t.shape)}), the kernel reads or writes {p.size} = {need} "
-                                     f"({_describe(p.size, ns)})")
+                if null is not True and (null is False or not null(a)):
+                    raise ValueError(f"kernel {self.name}: {p.name} is None (NULL), but the kernel reads or "
+                                     "writes it" + ("" if null is False else f" unless {p.null}"))
+                continue
+            want = fixed or (torch.bfloat16 if p.dtype == POTENTIAL and a[self.v_bf16] else dtype)
+            if not (isinstance(t, torch.Tensor) and t.dtype is want and t.is_cpu and t.is_contiguous()):
+                _tensor_error(self.name, p.name, t, want)
+            if size is not None and t.numel() != size(a):
+                raise ValueError(f"kernel {self.name}: {p.name} has {t.numel()} elements (shape {list(t.shape)}), "
+                                 f"the kernel reads or writes {p.size} = {size(a)} ({self._describe(p.size, a)})")
+
+    def elements(self, name: str, a: tuple) -> int | None:
+        """How many elements the kernel touches through pointer ``name`` for the arguments ``a`` (None: unknown to
+        the table); the integer arguments and any index tensor the size reads must be in ``a``."""
+        for _, p, _, size, _ in self.pointers:
+            if p.name == name:
+                return None if size is None else size(a)
+        raise KeyError(f"kernel {self.name} has no pointer argument {name!r}")
+
+    def _describe(self, expr: str, a: tuple) -> str:
+        """The integer arguments an expression uses, as 'T=3, L=5'."""
+        used = {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+        return ", ".join(f"{k}={v}" for k, v in zip(self.names, a, strict=True) if k in used and type(v) is int)
+
+    def _scalar_error(self, i: int, v: object) -> None:
+        arg = self.args[i]
+        if isinstance(arg, Real):
+            raise TypeError(f"kernel {self.name}: {arg.name} must be a finite float, got {v!r}")
+        if type(v) is not int:
+            raise TypeError(f"kernel {self.name}: {arg.name} must be an int, got {type(v).__name__} {v!r}")
+        raise ValueError(f"kernel {self.name}: {arg.name} = {v} is outside [{arg.lo}, {arg.upper}]")
 
 
-def _describe(expr: str, ns: dict) -> str:
-    """The integer arguments an expression uses, as 'T=3, L=5'."""
-    used = {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
-    return ", ".join(f"{k}={v}" for k, v in ns.items() if k in used and isinstance(v, int))
-
-
-def _check_scalar(kernel: str, a: Int | Real, v: object) -> None:
-    if isinstance(a, Real):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            raise TypeError(f"kernel {kernel}: {a.name} must be a finite float, got {v!r}")
-        return
-    if type(v) is not int:
-        raise TypeError(f"kernel {kernel}: {a.name} must be an int, got {type(v).__name__} {v!r}")
-    if not a.lo <= v <= a.upper:
-        raise ValueError(f"kernel {kernel}: {a.name} = {v} is outside [{a.lo}, {a.upper}]")
-
-
-def _check_tensor(kernel: str, name: str, t: object, dtype: torch.dtype) -> None:
-    """A contiguous CPU tensor of ``dtype`` (the kernel reads it as one flat array from its first element)."""
+def _tensor_error(kernel: str, name: str, t: object, dtype: torch.dtype) -> None:
+    """Raise for what makes ``t`` unfit: a kernel reads a contiguous CPU tensor of ``dtype`` from its first element."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"kernel {kernel}: {name} must be a tensor (or None for NULL), got {type(t).__name__}")
     if t.dtype is not dtype:
         raise TypeError(f"kernel {kernel}: {name} is {t.dtype}, expected {dtype}")
     if not t.is_cpu:
         raise ValueError(f"kernel {kernel}: {name} is on {t.device}; the compiled kernels read CPU memory only")
-    if not t.is_contiguous():
-        raise ValueError(f"kernel {kernel}: {name} is not contiguous (shape {list(t.shape)}, strides "
-                         f"{list(t.stride())}); the kernel reads it as one flat array")
+    raise ValueError(f"kernel {kernel}: {name} is not contiguous (shape {list(t.shape)}, strides "
+                     f"{list(t.stride())}); the kernel reads it as one flat array")
 
 
 def _s(name: str, size: str, null: bool | str = False) -> Ptr:
