@@ -13,7 +13,13 @@ import torch
 
 from iirsnn import _checks
 from iirsnn.functional.filter import FilterState, synapse_filter
-from iirsnn.functional.layer import _channels_last, check_linear_input, conv_current, linear_current
+from iirsnn.functional.layer import (
+    _channels_last,
+    check_connection,
+    check_linear_input,
+    conv_current,
+    linear_current,
+)
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
 
@@ -30,7 +36,11 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     chunk (None: zeros). Returns the spikes and ``(FilterState, NeuronState)`` after this chunk.
     """
     if conv is None:
-        x = check_linear_input(x, weight)
+        x = check_linear_input(x, weight, bias)
+    else:
+        weight = _checks.float_tensor(weight, "weight")
+        x = _checks.time_major(x, "x", weight.dim() + 1, "[T, B, C, ...]")
+        check_connection(x, weight, bias, weight.dim())
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     _checks.finite(x, "x")
     X = linear_current(x, weight, precision) if conv is None else conv_current(x, weight, conv, precision)
