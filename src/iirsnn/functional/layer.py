@@ -164,6 +164,21 @@ def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: s
     return X.unflatten(0, (T, B)).to(x.dtype)
 
 
+def connection_current(x: torch.Tensor, weight: torch.Tensor, conv: dict | None, precision: str,
+                       backend: str | None) -> torch.Tensor:
+    """The connection without bias: x [T, B, N_in] -> W x [T, B, N_out] (``conv`` None), or x [T, B, C_in, *spatial]
+    -> the convolution with the ``conv`` options, in x's dtype. The spike-sparse product or SpikeConv on the cpu
+    backend (float32/float64 CPU tensors), plain torch otherwise (float16, bfloat16, the torch and reference
+    backends)."""
+    if kernels.resolve(backend, x) == "cpu":
+        return linear_current(x, weight, precision) if conv is None else conv_current(x, weight, conv, precision)
+    T, B = x.shape[:2]
+    with connection_context(precision, x):
+        if conv is None:
+            return tnf.linear(x, weight).to(x.dtype)
+        return _CONV[weight.dim()](x.flatten(0, 1), weight, None, **conv).unflatten(0, (T, B)).to(x.dtype)
+
+
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
                    beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                    threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
