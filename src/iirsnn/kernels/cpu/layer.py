@@ -52,9 +52,10 @@ class FusedFilterNeuron(torch.autograd.Function):
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
             V = torch.empty(X.shape, dtype=torch.bfloat16) if v_bf16 else torch.empty_like(X)
-        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
-            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
-            threads())
+        if L:  # without lanes there is nothing to run (and per-feature parameters have period 0)
+            run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
+                int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
+                threads())
         spike_bits.remember(O, bits)
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
@@ -72,6 +73,8 @@ class FusedFilterNeuron(torch.autograd.Function):
         hard = reset == "hard"
         dtype = lam.dtype  # the compute dtype (V may be stored in bfloat16)
         S_prev = acc_theta = None
+        if L == 0:
+            return _no_lanes_backward(ctx, V, leak, reset_decay)
         if ctx.needs_input_grad[3] and not hard:
             S_prev = torch.empty(V.shape, dtype=dtype)
             zeros = lam.new_zeros(lanes)
@@ -91,6 +94,14 @@ class FusedFilterNeuron(torch.autograd.Function):
             g_theta = sum_to_shape(acc_theta, reset_decay.shape) if acc_theta is not None else torch.zeros_like(
                 reset_decay)
         return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None
+
+
+def _no_lanes_backward(ctx, V: torch.Tensor, leak: torch.Tensor, reset_decay: torch.Tensor) -> tuple:
+    """FusedFilterNeuron's gradients when it has no lanes: an empty gX, zeros for the parameters."""
+    needs = ctx.needs_input_grad
+    g_bias = V.new_zeros(ctx.bias_shape, dtype=leak.dtype) if needs[1] else None
+    return (V.new_zeros(V.shape, dtype=leak.dtype), g_bias, torch.zeros_like(leak) if needs[2] else None,
+            torch.zeros_like(reset_decay) if needs[3] else None, None, None, None, None, None, None, None)
 
 
 class SpikeMatrix:
