@@ -188,6 +188,7 @@ def test_the_valid_call_writes_the_product():
     (dict(WT=torch.randn(70, 5, device="meta")), ValueError, r"WT is on meta; the compiled kernels read CPU memory"),
     (dict(out=torch.empty(6, 5, device="meta")), ValueError, r"out is on meta"),
     (dict(WT=torch.randn(5, 70).t()), ValueError, r"WT is not contiguous \(shape \[70, 5\], strides \[1, 70\]\)"),
+    (dict(WT=torch.eye(70, 5).to_sparse()), ValueError, r"WT is a torch.sparse_coo tensor; the kernels read dense"),
     (dict(col=None), ValueError, r"col is None \(NULL\), but the kernel reads or writes it"),
     (dict(col=torch.zeros(3, dtype=torch.int64)), TypeError, r"col is torch.int64, expected torch.int32"),
     (dict(rowptr=torch.zeros(6, dtype=torch.int64)), ValueError, r"rowptr has 6 elements.*R \+ 1 = 7"),

@@ -13,7 +13,7 @@ Each kernel (``scans_impl.h``, ``sparse_impl.h``; compiled once per scalar type 
   arguments holds (``"acc_theta is None or hard"``).
 
 :meth:`Kernel.check` raises before the call, naming the kernel, the argument and the mismatch, unless
-every pointer is a CPU tensor of the right dtype, contiguous, with exactly the number of elements the
+every pointer is a dense CPU tensor of the right dtype, contiguous, with exactly the number of elements the
 kernel touches, and every integer lies in its range (periods >= 1: the kernels index lane % period).
 What the table cannot see is guaranteed where the tensors are made (``iirsnn.kernels.cpu.layer``): a CSR's
 row pointer is the prefix sum of counts the count kernels wrote (so it starts at 0 and never decreases),
@@ -92,6 +92,7 @@ def flag(name: str) -> Int:
 
 
 def threads() -> Int:
+    """The OpenMP thread count (at least 1)."""
     return Int("nthreads", 1, bits=32)
 
 
@@ -122,7 +123,8 @@ def _compile(expr: str, kernel: str, names: tuple[str, ...], what: str):
             return ast.Subscript(ast.Name("a", ast.Load()), ast.Constant(names.index(node.id)), ast.Load())
 
     body = Rewrite().visit(tree).body
-    fn = ast.Expression(ast.Lambda(ast.arguments([], [ast.arg("a")], None, [], [], None, []), body))
+    arguments = ast.arguments(posonlyargs=[], args=[ast.arg("a")], kwonlyargs=[], kw_defaults=[], defaults=[])
+    fn = ast.Expression(ast.Lambda(arguments, body))
     code = compile(ast.fix_missing_locations(fn), f"<{what} of kernel {kernel}>", "eval")
     return eval(code, _EVAL_GLOBALS), indexed
 
@@ -136,6 +138,7 @@ def entry(t: torch.Tensor, i: int, name: str) -> int:
 
 _EVAL_GLOBALS = {"__builtins__": {}, "words": words, "entry": entry}
 _REAL = (float, int)
+_STRIDED = torch.strided
 
 
 class Kernel:
@@ -194,7 +197,8 @@ class Kernel:
                                      "writes it" + ("" if null is False else f" unless {p.null}"))
                 continue
             want = fixed or (torch.bfloat16 if p.dtype == POTENTIAL and a[self.v_bf16] else dtype)
-            if not (isinstance(t, torch.Tensor) and t.dtype is want and t.is_cpu and t.is_contiguous()):
+            if not (isinstance(t, torch.Tensor) and t.dtype is want and t.is_cpu and t.layout is _STRIDED
+                    and t.is_contiguous()):
                 _tensor_error(self.name, p.name, t, want)
             if size is not None and t.numel() != size(a):
                 raise ValueError(f"kernel {self.name}: {p.name} has {t.numel()} elements (shape {list(t.shape)}), "
@@ -230,6 +234,8 @@ def _tensor_error(kernel: str, name: str, t: object, dtype: torch.dtype) -> None
         raise TypeError(f"kernel {kernel}: {name} is {t.dtype}, expected {dtype}")
     if not t.is_cpu:
         raise ValueError(f"kernel {kernel}: {name} is on {t.device}; the compiled kernels read CPU memory only")
+    if t.layout is not _STRIDED:
+        raise ValueError(f"kernel {kernel}: {name} is a {t.layout} tensor; the kernels read dense (strided) memory")
     raise ValueError(f"kernel {kernel}: {name} is not contiguous (shape {list(t.shape)}, strides "
                      f"{list(t.stride())}); the kernel reads it as one flat array")
 
