@@ -10,12 +10,15 @@ Environment: ``IIRSNN_CC`` (compiler, default ``cc``), ``IIRSNN_CACHE`` (cache d
 ``~/.cache/iirsnn``), ``IIRSNN_NO_COMPILE=1`` (never compile: the ``cpu`` backend is unavailable),
 ``IIRSNN_SANITIZE=address`` (build with AddressSanitizer, cached apart from the normal build, to find reads
 and writes outside the tensors the kernels are handed). Python itself is not instrumented, so the ASan
-runtime must be loaded first, e.g.::
+runtime must be preloaded, and libstdc++ with it (else the first C++ exception torch throws, e.g. for a
+shape error, stops the process in ASan's __cxa_throw interceptor), e.g. in bash:
 
-    IIRSNN_SANITIZE=address LD_PRELOAD=$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
-        python -m pytest tests/test_fast_paths.py
+    export IIRSNN_SANITIZE=address ASAN_OPTIONS=detect_leaks=0:log_path=/tmp/asan
+    export LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libstdc++.so)"
+    python -m pytest tests/test_fast_paths.py
 
-(``detect_leaks=0``: the interpreter's own allocations at exit are not our leaks.)
+``detect_leaks=0``: the interpreter's own allocations at exit are not our leaks; ``log_path``: reports go to
+/tmp/asan.<pid> files, since pytest's capture would swallow them when the process dies inside a test.
 """
 
 from __future__ import annotations
