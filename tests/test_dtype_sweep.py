@@ -36,6 +36,7 @@ from iirsnn.functional import FilterState, NeuronState, neuron_scan, presets, sy
 from iirsnn.functional.chunk import spiking_chunk
 from iirsnn.functional.layer import spiking_conv, spiking_linear
 from iirsnn.models import from_spec
+from iirsnn.nn.delay import DelayState
 
 F16, BF16, F32, F64 = torch.float16, torch.bfloat16, torch.float32, torch.float64
 FLOATS = (F16, BF16, F32, F64)
@@ -517,6 +518,18 @@ case("SpikingLayer-bias-float64", raises(TypeError, MODULE_DTYPE.format("float32
                                          mixed_bias_layer))
 case("LIFNeuron-meta-state", raises(ValueError, r"state.v is on the meta device", lambda: inn.LIFNeuron().forward_chunk(
     current(T, B, 6).float(), NeuronState(torch.zeros(B, 6, device="meta"), torch.zeros(B, 6)))))
+def delay_with_float64_state() -> None:
+    """A carried Delay state of another dtype is converted: the output keeps the input's dtype and values."""
+    x = spikes(T, B, 5).float()
+    head = spikes(2, B, 5, seed=3)
+    y, state = inn.Delay(2).forward_chunk(x, DelayState(head))
+    assert y.dtype == F32 and state.inputs.dtype == F32, (y.dtype, state.inputs.dtype)
+    assert torch.equal(y, torch.cat([head.float(), x])[:T])
+
+
+case("Delay-state-float64", delay_with_float64_state)
+case("Delay-meta-state", raises(ValueError, r"carried Delay state is on the meta device", lambda: inn.Delay(
+    2).forward_chunk(spikes(T, B, 5).float(), DelayState(torch.zeros(2, B, 5, device="meta")))))
 case("SynapseFilter-int-input", raises(TypeError, r"x must have a floating-point dtype", lambda: inn.SynapseFilter()(
     torch.ones(T, B, 5, dtype=torch.long))))
 case("MaxPool2d-meta-input", raises(ValueError, r"input is on the meta device", lambda: inn.MaxPool2d(2)(
