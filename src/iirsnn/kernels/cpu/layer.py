@@ -107,7 +107,10 @@ def _no_lanes_backward(ctx, V: torch.Tensor, leak: torch.Tensor, reset_decay: to
 class SpikeMatrix:
     """Compressed rows (CSR) of a spike matrix X [R, N] for X W^T, and optionally its columns (CSC) for X^T G.
 
-    ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored.
+    ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored. The row pointer is
+    the prefix sum of ``counts``, which a count kernel wrote for the same X (or its spike bits), and the column
+    indices (< N) are written by the matching fill kernel: so it starts at 0, never decreases and ends at
+    nnz = len(col), the invariants the sparse kernels index by and the argument table does not re-check.
     """
 
     def __init__(self, X: torch.Tensor, counts: torch.Tensor, nonbinary: bool,
