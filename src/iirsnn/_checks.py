@@ -4,6 +4,11 @@ Every check raises with a message that names the argument and what was expected,
 input never turns into silently wrong numbers. The NaN/Inf check is on by default and costs one
 reduction over the tensor (a sum, then an exact ``isfinite`` only when the sum is not finite);
 ``iirsnn.config.check_finite = False`` turns it off for the last few percent of speed.
+
+Dtypes and devices: a layer's weight and bias must have its input's dtype and device (as in torch.nn.Linear;
+:func:`matches_input` says how to convert), while the small parameters of the synapse filter and the neuron
+(alpha, beta, leak, reset_decay) and carried states are converted to the input's dtype and device. Tensors on
+the meta device hold no values to check or scan and are refused (:func:`has_values`).
 """
 
 from __future__ import annotations
@@ -18,14 +23,51 @@ from iirsnn import config
 
 
 def float_tensor(x: object, name: str) -> torch.Tensor:
-    """Return ``x`` if it is a floating-point tensor, else raise TypeError naming ``name``."""
+    """Return ``x`` if it is a floating-point tensor holding values (not on meta), else raise naming ``name``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
             f"{name} must have a floating-point dtype, got {x.dtype}; convert it first, e.g. {name}.float()"
         )
+    return has_values(x, name)
+
+
+def has_values(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``x`` unless it is on the meta device (shapes without values), else raise ValueError naming ``name``."""
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device, which holds no values; iirsnn checks and scans values: "
+                         "use a cpu or cuda tensor")
     return x
+
+
+_CONVERSIONS = {torch.float64: "double()", torch.float32: "float()", torch.float16: "half()",
+                torch.bfloat16: "bfloat16()"}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _conversion(dtype: torch.dtype) -> str:
+    return _CONVERSIONS.get(dtype, f"to({dtype})")
+
+
+def matches_input(t: torch.Tensor, t_name: str, x: torch.Tensor, x_name: str, module: bool = False) -> None:
+    """Raise unless ``t`` (a weight or bias) has the dtype (TypeError) and device (ValueError) of the input ``x``.
+
+    The message says how to convert either side: the model (``module``: t is a module's parameter) or t itself,
+    e.g. "x is float64 but the layer's weight is float32; convert the model (model.double()) or the input
+    (x.float())".
+    """
+    whole, var = ("the model", "model") if module else (t_name, t_name)
+    x_var = "x" if module else x_name
+    if t.dtype != x.dtype:
+        raise TypeError(f"{x_name} is {_dtype_name(x.dtype)} but {t_name} is {_dtype_name(t.dtype)}; convert {whole} "
+                        f"({var}.{_conversion(x.dtype)}) or the input ({x_var}.{_conversion(t.dtype)})")
+    if not (t.is_cpu and x.is_cpu) and t.device != x.device:  # is_cpu first: comparing devices costs a microsecond
+        raise ValueError(f"{x_name} is on {x.device} but {t_name} is on {t.device}; move {whole} "
+                         f"({var}.to('{x.device}')) or the input ({x_var}.to('{t.device}'))")
 
 
 def time_major(x: object, name: str, min_dim: int = 3, layout: str = "[T, B, ...]") -> torch.Tensor:

@@ -3,8 +3,9 @@
 The whole-sequence layer functions (:mod:`iirsnn.functional.layer`) start from zero state. For a
 sequence cut into chunks (gradient checkpointing over time, :mod:`iirsnn.nn.chunked`) this runs
 the same layer on one chunk from a given state and returns the state after it, with gradients
-through both: the spike-sparse product, then the synapse filter on the current W O (its state is
-the history of W O and of its filtered value, [*, B, N_out]), bias, and the neuron scan.
+through both: the spike-sparse product (a plain matmul or convolution off the cpu backend), then the
+synapse filter on the current W O (its state is the history of W O and of its filtered value,
+[*, B, N_out]), bias, and the neuron scan.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from iirsnn import _checks
 from iirsnn.functional.filter import FilterState, synapse_filter
-from iirsnn.functional.layer import _channels_last, check_linear_input, conv_current, linear_current
+from iirsnn.functional.layer import _channels_last, check_connection, check_linear_input, connection_current
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
 
@@ -30,10 +31,14 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     chunk (None: zeros). Returns the spikes and ``(FilterState, NeuronState)`` after this chunk.
     """
     if conv is None:
-        x = check_linear_input(x, weight)
+        x = check_linear_input(x, weight, bias)
+    else:
+        weight = _checks.float_tensor(weight, "weight")
+        x = _checks.time_major(x, "x", weight.dim() + 1, "[T, B, C, ...]")
+        check_connection(x, weight, bias, weight.dim())
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     _checks.finite(x, "x")
-    X = linear_current(x, weight, precision) if conv is None else conv_current(x, weight, conv, precision)
+    X = connection_current(x, weight, conv, precision, backend)
     lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
     channels_last = X.dim() == 5  # 2-D convolution: scan in its physical layout [T, B, H, W, C]
     if channels_last:

@@ -8,6 +8,8 @@ import torch
 
 from iirsnn import _checks, kernels
 
+_STATE_NAMES = ("state.outputs", "state.inputs")
+
 
 class FilterState(NamedTuple):
     """Carried history of a synapse filter, oldest first.
@@ -50,7 +52,7 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
     Args:
         x: [T, B, C, ...] time-major input (spikes or any signal), floating point.
         alpha: [P] shared or [C, P] per-channel feedback coefficients (alpha[..., p-1] multiplies
-            F[t-p]); P may be 0.
+            F[t-p]); P may be 0. alpha, beta and the state are converted to x's dtype and device.
         beta: [Q+1] shared or [C, Q+1] per-channel feed-forward coefficients (beta[..., q]
             multiplies x[t-q]; Q > 0 models axonal delay).
         state: history carried from a previous chunk (zeros when None).
@@ -59,7 +61,8 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
         backend: ``"auto"``, ``"torch"`` or ``"reference"`` (default ``iirsnn.config.backend``).
 
     Returns:
-        F: [T, B, C, ...] of x's dtype, and the final state when ``return_state``.
+        F: [T, B, C, ...] of x's dtype, and the final state when ``return_state``. float32 and float64 run on
+        the compiled kernels, float16 and bfloat16 on the portable torch backend.
     """
     x = _checks.time_major(x, "x", 3, "[T, B, C, ...]")
     a = _coefficient_view(alpha, "alpha", x, 0)
@@ -72,12 +75,12 @@ def synapse_filter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sta
     else:
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError("state must be a FilterState(outputs, inputs) as returned with return_state=True")
-        f_hist, x_hist = state
+        f_hist, x_hist = (_checks.float_tensor(s, name) for s, name in zip(state, _STATE_NAMES, strict=True))
         _checks.state_shape(f_hist, (P, *x.shape[1:]), "state.outputs")
         _checks.state_shape(x_hist, (Q, *x.shape[1:]), "state.inputs")
         _checks.finite(f_hist, "state.outputs")
         _checks.finite(x_hist, "state.inputs")
-        f_hist, x_hist = f_hist.to(x.dtype), x_hist.to(x.dtype)
+        f_hist, x_hist = (s.to(device=x.device, dtype=x.dtype) for s in (f_hist, x_hist))
     impl = kernels.synapse_filter_impl(backend, x)
     F, f_last, x_last = impl(x, a, b, f_hist, x_hist)
     return (F, FilterState(f_last, x_last)) if return_state else F

@@ -6,6 +6,10 @@ backend as a spike-sparse (or GEMM / convolution) product followed by one fused 
 bias and neuron (:mod:`iirsnn.kernels.cpu.layer`); otherwise they compose the separate scans.
 Both ways give the same spikes and gradients (tested against the float64 reference).
 
+Dtypes: the weight and bias must have x's dtype and device (a TypeError/ValueError otherwise, as in
+torch.nn.Linear); the synapse kernel, decays and states are converted to x's dtype. float32 and float64 run
+on the compiled kernels, float16 and bfloat16 on the portable torch backend.
+
 ``precision="bf16-mixed"`` runs the GEMMs and convolutions in bfloat16 (spikes are exact in it;
 weights, currents and gradients are rounded), the scans in float32, and keeps V for the backward in
 bfloat16 (rounded so that every spike is kept); the default ``"fp32"`` keeps everything in the
@@ -84,9 +88,27 @@ def _two_channels(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.cat([x, torch.zeros_like(x)], 1), torch.cat([weight, torch.zeros_like(weight)], 1)
 
 
-def check_linear_input(x: object, weight: torch.Tensor) -> torch.Tensor:
-    """x if it is time-major [T, B, N_in] floats matching weight [N_out, N_in], else a ValueError naming the shapes."""
+def check_connection(x: torch.Tensor, weight: object, bias: object, weight_dims: int) -> None:
+    """Raise unless weight [N_out, ...] (``weight_dims`` dimensions) and bias [N_out] (or None) are floating
+    tensors of x's dtype and device (TypeError / ValueError naming them)."""
+    weight = _checks.float_tensor(weight, "weight")
+    if weight.dim() != weight_dims:
+        raise ValueError(f"weight must have {weight_dims} dimensions, got shape {list(weight.shape)}")
+    _checks.matches_input(weight, "weight", x, "x")
+    if bias is None:
+        return
+    bias = _checks.float_tensor(bias, "bias")
+    if tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias must be [{weight.shape[0]}] (one per output of weight {list(weight.shape)}), "
+                         f"got {list(bias.shape)}")
+    _checks.matches_input(bias, "bias", x, "x")
+
+
+def check_linear_input(x: object, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x if it is time-major [T, B, N_in] floats matching weight [N_out, N_in] and bias [N_out] (shapes, dtype,
+    device), else an error naming the mismatch."""
     x = _checks.time_major(x, "x", 3, "[T, B, N_in]")
+    check_connection(x, weight, bias, 2)
     if x.dim() != 3 or x.shape[2] != weight.shape[1]:
         raise ValueError(f"x must be [T, B, {weight.shape[1]}] for a weight of shape {list(weight.shape)}, "
                          f"got {list(x.shape)}")
@@ -102,8 +124,8 @@ def linear_current(x: torch.Tensor, weight: torch.Tensor, precision: str) -> tor
     """x [T, B, N_in] spikes -> W x [T, B, N_out] (no bias) with the spike-sparse product of the cpu backend."""
     from iirsnn.kernels.cpu.layer import SpikeLinear
 
-    T, B = x.shape[:2]
-    return SpikeLinear.apply(x.reshape(T * B, -1), weight, precision == "bf16-mixed").view(T, B, -1)
+    T, B, n_in = x.shape
+    return SpikeLinear.apply(x.reshape(T * B, n_in), weight, precision == "bf16-mixed").view(T, B, weight.shape[0])
 
 
 def _explicit_padding(padding, weight: torch.Tensor, dilation) -> tuple[int, ...] | None:
@@ -142,6 +164,21 @@ def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: s
     return X.unflatten(0, (T, B)).to(x.dtype)
 
 
+def connection_current(x: torch.Tensor, weight: torch.Tensor, conv: dict | None, precision: str,
+                       backend: str | None) -> torch.Tensor:
+    """The connection without bias: x [T, B, N_in] -> W x [T, B, N_out] (``conv`` None), or x [T, B, C_in, *spatial]
+    -> the convolution with the ``conv`` options, in x's dtype. The spike-sparse product or SpikeConv on the cpu
+    backend (float32/float64 CPU tensors), plain torch otherwise (float16, bfloat16, the torch and reference
+    backends)."""
+    if kernels.resolve(backend, x) == "cpu":
+        return linear_current(x, weight, precision) if conv is None else conv_current(x, weight, conv, precision)
+    T, B = x.shape[:2]
+    with connection_context(precision, x):
+        if conv is None:
+            return tnf.linear(x, weight).to(x.dtype)
+        return _CONV[weight.dim()](x.flatten(0, 1), weight, None, **conv).unflatten(0, (T, B)).to(x.dtype)
+
+
 def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor,
                    beta: torch.Tensor, leak: float | torch.Tensor, reset_decay: float | torch.Tensor,
                    threshold: float = 1.0, surrogate: str | Surrogate = "gaussian", reset: str = "filter",
@@ -152,7 +189,7 @@ def spiking_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     [N_in, P], [N_in, Q+1] per presynaptic channel); leak, reset_decay, threshold, surrogate, reset,
     detach_reset as in :func:`iirsnn.functional.neuron_scan`; precision ``"fp32"`` or ``"bf16-mixed"``.
     """
-    x = check_linear_input(x, weight)
+    x = check_linear_input(x, weight, bias)
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     mixed = connection_context(precision, x)
     if not fusable(x, alpha, beta, backend):
@@ -179,10 +216,12 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     weight [C_out, C_in/groups, *kernel] (1-D or 2-D), bias [C_out] or None, the conv options as in
     torch.nn.functional.conv2d; the rest as :func:`spiking_linear` (per-channel kernels [C_in, P]).
     """
+    weight = _checks.float_tensor(weight, "weight")
     conv = _CONV.get(weight.dim())
     if conv is None:
         raise ValueError(f"weight must be [C_out, C_in, k] or [C_out, C_in, kh, kw], got {list(weight.shape)}")
     x = _checks.time_major(x, "x", weight.dim() + 1, "[T, B, C, ...]")
+    check_connection(x, weight, bias, weight.dim())
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     T, B = x.shape[:2]
     opts = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)

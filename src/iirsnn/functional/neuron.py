@@ -80,13 +80,15 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
             Gaussian, sigma 0.4).
         reset: ``"filter"`` or ``"hard"``.
         detach_reset: stop the gradient through the reset path (O -> R, or O -> the hard reset).
-        state: :class:`NeuronState` carried from a previous chunk (zeros when None).
+        state: :class:`NeuronState` carried from a previous chunk (zeros when None). leak, reset_decay and the
+            state are converted to current's dtype and device.
         return_voltage: also return V [T, B, ...].
         return_state: also return the final :class:`NeuronState`.
         backend: ``"auto"``, ``"torch"`` or ``"reference"`` (default ``iirsnn.config.backend``).
 
     Returns:
-        spikes [T, B, ...] (0/1 in current's dtype); with the flags, a tuple
+        spikes [T, B, ...] (0/1 in current's dtype: float32 and float64 run on the compiled kernels, float16 and
+        bfloat16 on the portable torch backend); with the flags, a tuple
         ``(spikes, V, state)`` holding only what was asked for, in that order.
     """
     current = _checks.time_major(current, "current", 2, "[T, B, ...]")
@@ -100,12 +102,12 @@ def neuron_scan(current: torch.Tensor, leak: float | torch.Tensor, reset_decay: 
     else:
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError("state must be a NeuronState(v, s) as returned with return_state=True")
-        v0, s0 = state
+        v0, s0 = (_checks.float_tensor(s, name) for s, name in zip(state, ("state.v", "state.s"), strict=True))
         _checks.state_shape(v0, current.shape[1:], "state.v")
         _checks.state_shape(s0, current.shape[1:], "state.s")
         _checks.finite(v0, "state.v")
         _checks.finite(s0, "state.s")
-        v0, s0 = v0.to(current.dtype), s0.to(current.dtype)
+        v0, s0 = (s.to(device=current.device, dtype=current.dtype) for s in (v0, s0))
     impl = kernels.neuron_scan_impl(backend, current)
     spikes, V, v_last, s_last = impl(current, lam, theta, threshold, surrogate, reset, detach_reset, v0, s0)
     if not (return_voltage or return_state):

@@ -19,6 +19,13 @@ def _fold(x: torch.Tensor, name: str, rank: int, layout: str) -> torch.Tensor:
     return x.flatten(0, 1)
 
 
+def _check_parameters(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """Raise unless the module's weight and bias have the input's dtype and device (say how to convert)."""
+    _checks.matches_input(module.weight, "the layer's weight", x, "the input", module=True)
+    if module.bias is not None:
+        _checks.matches_input(module.bias, "the layer's bias", x, "the input", module=True)
+
+
 class Linear(torch.nn.Linear):
     """Dense connection ``I = x W^T + b`` at every step: [T, B, in_features] -> [T, B, out_features].
 
@@ -32,7 +39,7 @@ class Linear(torch.nn.Linear):
         self.weight = torch.nn.Parameter(self.weight.detach().t().contiguous().t())
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise with a clear message unless x is time-major [T, B, in_features] floats."""
+        """Raise with a clear message unless x is time-major [T, B, in_features] floats of the weight's dtype."""
         if isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[-1] != self.in_features:
             hint = ""
             if x.shape[1] == self.in_features:
@@ -42,6 +49,7 @@ class Linear(torch.nn.Linear):
                              f"in_features={self.in_features} (shape {list(x.shape)}, expected [T, B, "
                              f"{self.in_features}]){hint}")
         _fold(x, "input", 3, f"[T, B, {self.in_features}]")
+        _check_parameters(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -55,11 +63,12 @@ class _TimeFoldedConv:
     layout: str
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise with a clear message unless x is time-major [T, B, C_in, ...] floats."""
+        """Raise with a clear message unless x is time-major [T, B, C_in, ...] floats of the weight's dtype."""
         folded = _fold(x, "input", self.rank, self.layout)
         if folded.shape[1] != self.in_channels:
             raise ValueError(f"input has {x.shape[2]} channels at dim 2, expected in_channels={self.in_channels} "
                              f"(shape {list(x.shape)}, expected time-major {self.layout})")
+        _check_parameters(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -16,6 +16,11 @@ class DelayState(NamedTuple):
     inputs: torch.Tensor
 
 
+def _carried(state: DelayState, x: torch.Tensor) -> torch.Tensor:
+    """The carried inputs in x's dtype and device (like every carried state), so the output keeps x's dtype."""
+    return _checks.float_tensor(state.inputs, "carried Delay state").to(device=x.device, dtype=x.dtype)
+
+
 class Delay(StatefulModule):
     """``y[t] = x[t - steps]`` (zeros before the start, or the carried tail when stateful).
 
@@ -33,7 +38,7 @@ class Delay(StatefulModule):
         if self.steps == 0:
             return x
         state = self._initial_state()
-        head = x.new_zeros((self.steps, *x.shape[1:])) if state is None else state.inputs
+        head = x.new_zeros((self.steps, *x.shape[1:])) if state is None else _carried(state, x)
         _checks.state_shape(head, (self.steps, *x.shape[1:]), "carried Delay state")
         full = torch.cat([head, x])
         self._keep_state(DelayState(full[full.shape[0] - self.steps:]))
@@ -44,7 +49,7 @@ class Delay(StatefulModule):
         _checks.time_major(x, "input", 2)
         if self.steps == 0:
             return x, None
-        head = x.new_zeros((self.steps, *x.shape[1:])) if state is None else state.inputs
+        head = x.new_zeros((self.steps, *x.shape[1:])) if state is None else _carried(state, x)
         full = torch.cat([head, x])
         return full[: x.shape[0]], DelayState(full[full.shape[0] - self.steps:])
 

@@ -2,7 +2,8 @@
 
 :func:`library` builds and loads the kernels on first use; :func:`available` says whether that
 worked (the reason is in :func:`unavailable_reason` otherwise), so that ``"auto"`` can fall back to
-the portable torch backend.
+the portable torch backend. The ctypes signatures come from the table of what each kernel is handed
+(:mod:`iirsnn.kernels.cpu.signatures`), which ``iirsnn.kernels.cpu.scans.run`` checks before every call.
 """
 
 from __future__ import annotations
@@ -11,31 +12,10 @@ import ctypes
 import threading
 
 from iirsnn.kernels.cpu.build import BuildError, load
+from iirsnn.kernels.cpu.signatures import KERNELS, ctypes_signature
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
-
-_i64, _i32, _f64, _p = ctypes.c_int64, ctypes.c_int, ctypes.c_double, ctypes.c_void_p
-_SIGNATURES = {
-    "neuron_forward": [_p, _p, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, _f64, _i32, _i64, _i64, _i32],
-    "neuron_backward": [_p, _p, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, _f64, _i32, _i32, _i32, _f64, _p,
-                        _p, _p, _p, _p, _p, _i64, _i64, _i32],
-    "reset_trace": [_p, _i32, _p, _p, _i64, _f64, _p, _i64, _i64, _i32],
-    "filter_forward": [_p, _p, _p, _p, _p, _i64, _p, _i64, _i64, _i64, _i64, _i32],
-    "filter_backward": [_p, _p, _p, _p, _p, _p, _p, _i64, _p, _p, _p, _p, _p, _p, _i64, _i64, _i64, _i64, _i32],
-    "filter_neuron_forward": [_p, _p, _i64, _p, _i64, _p, _i64, _p, _i32, _p, _p, _i64, _p, _i64, _f64, _i32, _i64,
-                              _i64, _p, _i32],
-    "filter_neuron_backward": [_p, _p, _i32, _p, _i64, _p, _i64, _p, _i64, _p, _i64, _f64, _i32, _i32, _i32, _f64, _p,
-                               _p, _p, _p, _p, _i64, _i64, _i32],
-    "csr_count": [_p, _i64, _i64, _p, _i32],
-    "csr_fill": [_p, _i64, _i64, _p, _p, _p, _i32],
-    "spmm_csr": [_p, _p, _p, _p, _p, _i64, _i64, _i32],
-    "spmm_csc": [_p, _p, _p, _p, _p, _i64, _i64, _i64, _i32],
-    "csr_to_csc": [_p, _p, _p, _i64, _i64, _p, _p, _p, _p, _i32],
-    "bits_count": [_p, _i64, _i64, _i64, _p, _i32],
-    "bits_fill": [_p, _i64, _i64, _i64, _p, _p, _i32],
-}
-_RETURNS = {"csr_count": ctypes.c_int}
 
 
 def library() -> ctypes.CDLL:
@@ -44,14 +24,16 @@ def library() -> ctypes.CDLL:
         if "lib" not in _state and "error" not in _state:
             try:
                 lib = load()
-                for name, args in _SIGNATURES.items():
+                for name, kernel in KERNELS.items():
                     for suffix in ("_f32", "_f64"):
                         fn = getattr(lib, name + suffix)
-                        fn.argtypes = args
-                        fn.restype = _RETURNS.get(name)
+                        fn.argtypes = ctypes_signature(name)
+                        fn.restype = kernel.returns
                 _state["lib"] = lib
             except BuildError as e:
                 _state["error"] = str(e)
+            except AttributeError as e:  # a kernel of the table is not in the library (an out-of-date build)
+                _state["error"] = f"the compiled library lacks a kernel: {e}"
         if "lib" not in _state:
             raise BuildError(str(_state["error"]))
         return _state["lib"]

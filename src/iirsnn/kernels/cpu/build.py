@@ -7,7 +7,18 @@ and CPU (it is built with -march=native), and loads in any process with no build
 OpenMP spreads the lanes over torch's thread count; glibc's libmvec vectorises exp.
 
 Environment: ``IIRSNN_CC`` (compiler, default ``cc``), ``IIRSNN_CACHE`` (cache directory, default
-``~/.cache/iirsnn``), ``IIRSNN_NO_COMPILE=1`` (never compile: the ``cpu`` backend is unavailable).
+``~/.cache/iirsnn``), ``IIRSNN_NO_COMPILE=1`` (never compile: the ``cpu`` backend is unavailable),
+``IIRSNN_SANITIZE=address`` (build with AddressSanitizer, cached apart from the normal build, to find reads
+and writes outside the tensors the kernels are handed). Python itself is not instrumented, so the ASan
+runtime must be preloaded, and libstdc++ with it (else the first C++ exception torch throws, e.g. for a
+shape error, stops the process in ASan's __cxa_throw interceptor), e.g. in bash:
+
+    export IIRSNN_SANITIZE=address ASAN_OPTIONS=detect_leaks=0:log_path=/tmp/asan
+    export LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libstdc++.so)"
+    python -m pytest tests/test_fast_paths.py
+
+``detect_leaks=0``: the interpreter's own allocations at exit are not our leaks; ``log_path``: reports go to
+/tmp/asan.<pid> files, since pytest's capture would swallow them when the process dies inside a test.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from pathlib import Path
 SOURCES = ("scans.c", "scans_impl.h", "scans_registers.h", "sparse.c", "sparse_impl.h")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC", "-std=gnu11"]
 LIBS = ["-lmvec", "-lm"]
+SANITIZERS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
 
 
 class BuildError(RuntimeError):
@@ -38,12 +50,22 @@ def _cpu_signature() -> str:
     return platform.machine() + "".join(flags)
 
 
-def _library_path(compiler: str) -> Path:
+def sanitizer_flags() -> list[str]:
+    """The compiler flags of ``IIRSNN_SANITIZE`` (empty when unset); a BuildError for an unknown sanitizer."""
+    name = os.environ.get("IIRSNN_SANITIZE", "").strip()
+    if not name:
+        return []
+    if name not in SANITIZERS:
+        raise BuildError(f"IIRSNN_SANITIZE={name!r} is not supported; choose one of {sorted(SANITIZERS)}")
+    return SANITIZERS[name]
+
+
+def _library_path(compiler: str, flags: list[str]) -> Path:
     here = Path(__file__).parent
     h = hashlib.sha256()
     for name in SOURCES:
         h.update((here / name).read_bytes())
-    h.update(" ".join([compiler, *FLAGS, *LIBS]).encode())
+    h.update(" ".join([compiler, *flags, *LIBS]).encode())
     h.update(_cpu_signature().encode())
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     h.update(version.encode())
@@ -58,22 +80,23 @@ def load() -> ctypes.CDLL:
     compiler = os.environ.get("IIRSNN_CC", "cc")
     if shutil.which(compiler) is None:
         raise BuildError(f"no C compiler {compiler!r} on PATH (set IIRSNN_CC)")
-    path = _library_path(compiler)
+    flags = FLAGS + sanitizer_flags()
+    path = _library_path(compiler, flags)
     try:
         if not path.exists():
-            _compile(compiler, path)
+            _compile(compiler, flags, path)
         return ctypes.CDLL(str(path))
     except OSError as e:  # an unwritable cache, a library that does not load
         raise BuildError(f"building or loading {path} failed: {e}") from e
 
 
-def _compile(compiler: str, path: Path) -> None:
-    """Compile the kernels into ``path`` (via a temporary file and an atomic rename)."""
+def _compile(compiler: str, flags: list[str], path: Path) -> None:
+    """Compile the kernels with ``flags`` into ``path`` (via a temporary file and an atomic rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).parent
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
     os.close(fd)
-    cmd = [compiler, *FLAGS, "-o", tmp, str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
+    cmd = [compiler, *flags, "-o", tmp, str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         os.unlink(tmp)

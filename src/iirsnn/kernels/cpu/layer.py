@@ -52,9 +52,10 @@ class FusedFilterNeuron(torch.autograd.Function):
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
             V = torch.empty(X.shape, dtype=torch.bfloat16) if v_bf16 else torch.empty_like(X)
-        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
-            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
-            threads())
+        if L:  # without lanes there is nothing to run (and per-feature parameters have period 0)
+            run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
+                int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
+                threads())
         spike_bits.remember(O, bits)
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
@@ -72,6 +73,8 @@ class FusedFilterNeuron(torch.autograd.Function):
         hard = reset == "hard"
         dtype = lam.dtype  # the compute dtype (V may be stored in bfloat16)
         S_prev = acc_theta = None
+        if L == 0:
+            return _no_lanes_backward(ctx, V, leak, reset_decay)
         if ctx.needs_input_grad[3] and not hard:
             S_prev = torch.empty(V.shape, dtype=dtype)
             zeros = lam.new_zeros(lanes)
@@ -93,10 +96,21 @@ class FusedFilterNeuron(torch.autograd.Function):
         return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None
 
 
+def _no_lanes_backward(ctx, V: torch.Tensor, leak: torch.Tensor, reset_decay: torch.Tensor) -> tuple:
+    """FusedFilterNeuron's gradients when it has no lanes: an empty gX, zeros for the parameters."""
+    needs = ctx.needs_input_grad
+    g_bias = V.new_zeros(ctx.bias_shape, dtype=leak.dtype) if needs[1] else None
+    return (V.new_zeros(V.shape, dtype=leak.dtype), g_bias, torch.zeros_like(leak) if needs[2] else None,
+            torch.zeros_like(reset_decay) if needs[3] else None, None, None, None, None, None, None, None)
+
+
 class SpikeMatrix:
     """Compressed rows (CSR) of a spike matrix X [R, N] for X W^T, and optionally its columns (CSC) for X^T G.
 
-    ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored.
+    ``values`` is None when every non-zero is exactly 1 (spikes), so only indices are stored. The row pointer is
+    the prefix sum of ``counts``, which a count kernel wrote for the same X (or its spike bits), and the column
+    indices (< N) are written by the matching fill kernel: so it starts at 0, never decreases and ends at
+    nnz = len(col), the invariants the sparse kernels index by and the argument table does not re-check.
     """
 
     def __init__(self, X: torch.Tensor, counts: torch.Tensor, nonbinary: bool,
@@ -116,7 +130,10 @@ class SpikeMatrix:
         self.dtype = X.dtype
 
     def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
-        """X W^T from WT = W^T [N, M] (contiguous): returns [R, M]."""
+        """X W^T from WT = W^T [N, M] (contiguous, X's dtype): returns [R, M]."""
+        if WT.dim() != 2 or WT.shape[0] != self.shape[1]:  # the kernel reads the rows of WT that X's columns index
+            raise ValueError(f"W^T must be [N, M] with N = {self.shape[1]} columns of the spike matrix, "
+                             f"got {list(WT.shape)}")
         out = WT.new_empty((self.shape[0], WT.shape[1]))
         run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out, self.shape[0], WT.shape[1],
             threads())
@@ -174,6 +191,8 @@ class SpikeLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, X, weight, bf16: bool = False):
+        if X.dtype != weight.dtype:  # the spike index keeps X's values, the products run in the weight's dtype
+            raise TypeError(f"SpikeLinear: X is {X.dtype} but weight is {weight.dtype}; give both the same dtype")
         X = X.contiguous()
         sparse, _, binary = spike_matrix(X)
         ctx.sparse = sparse is not None

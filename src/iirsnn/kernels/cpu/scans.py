@@ -14,6 +14,7 @@ import torch
 from iirsnn.functional.surrogates import SURROGATE_CODES
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.cpu import library
+from iirsnn.kernels.cpu.signatures import KERNELS, Kernel
 from iirsnn.kernels.lanes import lane_params
 from iirsnn.kernels.neuron_function import NeuronLaunchers, neuron_function
 
@@ -25,14 +26,28 @@ def supports(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in DTYPES
 
 
-_functions: dict[tuple[str, torch.dtype], ctypes._CFuncPtr] = {}
+_functions: dict[tuple[str, torch.dtype], tuple[ctypes._CFuncPtr, Kernel]] = {}
+
+
+def _function(name: str, dtype: torch.dtype) -> tuple[ctypes._CFuncPtr, Kernel]:
+    """The compiled kernel ``name`` for ``dtype`` and its entry in the table of arguments."""
+    if dtype not in DTYPES:
+        raise TypeError(f"the compiled kernels take float32 or float64, got {dtype} for kernel {name}")
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; the kernels are {sorted(KERNELS)}")
+    entry = _functions[(name, dtype)] = (getattr(library(), name + DTYPES[dtype]), KERNELS[name])
+    return entry
 
 
 def run(name: str, dtype: torch.dtype, *args):
-    """Call kernel ``name`` for ``dtype``; tensors are passed as pointers and stay referenced during the call."""
-    fn = _functions.get((name, dtype))
-    if fn is None:
-        fn = _functions[(name, dtype)] = getattr(library(), name + DTYPES[dtype])
+    """Call kernel ``name`` for ``dtype`` with ``args`` in its C order (tensors for pointers, None for NULL).
+
+    The arguments are first checked against the kernel's table entry (:mod:`iirsnn.kernels.cpu.signatures`):
+    a tensor of the wrong dtype, device, layout or number of elements, or an integer out of range, raises
+    TypeError/ValueError naming it, before any memory is touched. Tensors stay referenced during the call.
+    """
+    fn, kernel = _functions.get((name, dtype)) or _function(name, dtype)
+    kernel.check(dtype, args)
     return fn(*[a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args])
 
 
@@ -42,16 +57,22 @@ def threads() -> int:
 
 def _forward(cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period, threshold, hard):
     T, L = cur.shape[0], cur[0].numel()
+    if L == 0:  # no lanes: nothing to compute (and per-neuron parameters of no neurons have period 0)
+        return
     run("neuron_forward", cur.dtype, cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period,
         threshold, int(hard), T, L, threads())
 
 
 def _reset_trace(V, s0, theta, theta_period, threshold, S_prev):
+    if V[0].numel() == 0:
+        return
     run("reset_trace", V.dtype, V, 0, s0, theta, theta_period, threshold, S_prev, V.shape[0], V[0].numel(), threads())
 
 
 def _backward(gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period, threshold, hard, detach,
               surrogate, S_prev, gI, g_v0, g_s0, acc_leak, acc_theta):
+    if V[0].numel() == 0:
+        return
     run("neuron_backward", V.dtype, gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period,
         threshold, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gI, g_v0,
         g_s0, acc_leak, acc_theta, V.shape[0], V[0].numel(), threads())
@@ -74,7 +95,8 @@ class CpuSynapseFilter(torch.autograd.Function):
         L = lanes.numel()
         a, b, period = _coefficients(alpha, beta, lanes)
         F = torch.empty_like(xc)
-        run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
+        if L:  # no lanes, nothing to filter
+            run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
         ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
         ctx.sizes = (P, Q, period)
         return F, _last(fh, F), _last(xh, xc)
@@ -97,8 +119,9 @@ class CpuSynapseFilter(torch.autograd.Function):
         g_fh = torch.empty_like(fh) if need_fh else None
         acc_a = x.new_empty((P, L)) if need_a and P else None
         acc_b = x.new_empty((Q + 1, L)) if need_b else None
-        run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
-            g_fh, acc_a, acc_b, P, Q, T, L, threads())
+        if L:
+            run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
+                g_fh, acc_a, acc_b, P, Q, T, L, threads())
         if g_x_last is not None and Q and (need_x or need_xh):  # x_last[k] is x[T - Q + k] or a history entry
             for k in range(Q):
                 if T - Q + k >= 0:
@@ -122,9 +145,11 @@ def _last(history: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
 
 
 def _coefficients(alpha: torch.Tensor, beta: torch.Tensor, lanes: torch.Size):
-    """Per-lane alpha [P, period] and beta [Q+1, period] with one common period."""
+    """Per-lane alpha [P, period] and beta [Q+1, period] with one common period (>= 1, also without lanes)."""
     a, pa = lane_params(alpha, lanes)
     b, pb = lane_params(beta, lanes)
+    if lanes.numel() == 0:
+        return a, b, 1
     period = max(pa, pb)  # periods are 1, N or L = B N, each dividing the next: tiling spreads the shorter
     return a.repeat(1, period // pa), b.repeat(1, period // pb), period
 
