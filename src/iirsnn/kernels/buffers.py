@@ -65,16 +65,27 @@ def empty(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype,
 
 
 def empty_like(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """:func:`empty` of t's shape, in t's memory layout (as ``torch.empty_like``) and dtype unless given."""
+    """:func:`empty` of t's shape, in t's memory layout (as ``torch.empty_like``) and dtype unless given;
+    ``torch.empty_like`` itself for tensors off the CPU."""
+    dtype = t.dtype if dtype is None else dtype
+    if t.device.type != "cpu":
+        return torch.empty_like(t, dtype=dtype)
     stride = None if t.is_contiguous() else torch.empty_like(t, device="meta").stride()
-    return empty(t.shape, t.dtype if dtype is None else dtype, stride)
+    return empty(t.shape, dtype, stride)
 
 
 def contiguous(t: torch.Tensor) -> torch.Tensor:
-    """``t`` if it is contiguous, else a contiguous copy of it in a cached buffer (differentiable)."""
-    if t.is_contiguous():
-        return t
+    """``t`` if it is contiguous, else a contiguous copy of it (in a cached buffer on the CPU; differentiable)."""
+    if t.is_contiguous() or t.device.type != "cpu":
+        return t.contiguous()
     return empty(t.shape, t.dtype).copy_(t)
+
+
+def converted(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` if it has ``dtype``, else a copy of it in ``dtype`` and t's layout (cached on the CPU; differentiable)."""
+    if t.dtype == dtype:
+        return t
+    return empty_like(t, dtype).copy_(t)
 
 
 def _take(nbytes: int) -> _Block:

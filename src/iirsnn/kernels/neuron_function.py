@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from iirsnn.kernels import buffers
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.lanes import lane_params
 
@@ -34,12 +35,12 @@ def neuron_function(launch: NeuronLaunchers) -> type[torch.autograd.Function]:
         @staticmethod
         def forward(ctx, current, leak, reset_decay, v0, s0, threshold, surrogate, reset, detach_reset):
             ctx.set_materialize_grads(False)
-            cur = current.contiguous()
+            cur = buffers.contiguous(current)
             lanes = cur.shape[1:]
             lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
             theta, theta_period = lane_params(reset_decay.unsqueeze(0), lanes)
             v0c, s0c = v0.contiguous(), s0.contiguous()
-            V, O = torch.empty_like(cur), torch.empty_like(cur)
+            V, O = buffers.empty_like(cur), buffers.empty_like(cur)
             v_last, s_last = torch.empty_like(v0c), torch.empty_like(s0c)
             launch.forward(cur, V, O, v0c, s0c, v_last, s_last, lam, lam_period, theta, theta_period, threshold,
                            reset == "hard")
@@ -52,16 +53,16 @@ def neuron_function(launch: NeuronLaunchers) -> type[torch.autograd.Function]:
             V, leak, reset_decay, v0, s0, lam, theta = ctx.saved_tensors
             threshold, surrogate, reset, detach_reset, lam_period, theta_period = ctx.options
             hard = reset == "hard"
-            gO = torch.zeros_like(V) if gO is None else gO.contiguous()
-            gVout = None if gVout is None else gVout.contiguous()
+            gO = torch.zeros_like(V) if gO is None else buffers.contiguous(gO)
+            gVout = None if gVout is None else buffers.contiguous(gVout)
             g_vlast = torch.zeros_like(v0) if g_vlast is None else g_vlast.contiguous()
             g_slast = torch.zeros_like(s0) if g_slast is None else g_slast.contiguous()
             need_theta = ctx.needs_input_grad[2] and not hard
             S_prev = acc_theta = None
             if need_theta:
-                S_prev, acc_theta = torch.empty_like(V), torch.empty_like(v0)
+                S_prev, acc_theta = buffers.empty_like(V), torch.empty_like(v0)
                 launch.reset_trace(V, s0, theta, theta_period, threshold, S_prev)
-            gI, g_v0, g_s0, acc_leak = (torch.empty_like(V), torch.empty_like(v0), torch.empty_like(s0),
+            gI, g_v0, g_s0, acc_leak = (buffers.empty_like(V), torch.empty_like(v0), torch.empty_like(s0),
                                         torch.empty_like(v0))
             launch.backward(gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period, threshold,
                             hard, detach_reset, surrogate, S_prev, gI, g_v0, g_s0, acc_leak, acc_theta)

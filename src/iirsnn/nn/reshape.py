@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from iirsnn import _checks
+from iirsnn.kernels import buffers
 
 
 class Flatten(torch.nn.Module):
@@ -12,4 +13,4 @@ class Flatten(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _checks.time_major(x, "input", 3)
-        return x.flatten(2)
+        return buffers.contiguous(x).flatten(2)  # a copy of a channels-last input in a cached buffer

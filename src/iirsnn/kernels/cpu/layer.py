@@ -8,7 +8,8 @@ W F(O) = F(W O), so a layer can run as
 
 and its backward as one fused adjoint pass (neuron, then the filter backwards in time) followed by
 the weight gradient, again a sum over the spikes, and the input gradient, a GEMM. Only V
-and the spike index are kept for the backward.
+and the spike index are kept for the backward. Their large outputs and copies come from the cache of
+:mod:`iirsnn.kernels.buffers`, so that the next step reuses their pages instead of faulting them in.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from iirsnn import config
 from iirsnn.functional.surrogates import SURROGATE_CODES, Surrogate
+from iirsnn.kernels import buffers
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.cpu import spike_bits
 from iirsnn.kernels.cpu.scans import run, threads
@@ -38,7 +40,7 @@ class FusedFilterNeuron(torch.autograd.Function):
     def forward(ctx, X, bias, leak, reset_decay, alpha: tuple[float, ...], beta: tuple[float, ...],
                 threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool, v_bf16: bool = False):
         ctx.set_materialize_grads(False)  # V is not differentiable: no zero gradient of its size is made
-        X = X.contiguous()
+        X = buffers.contiguous(X)
         T, lanes = X.shape[0], X.shape[1:]
         L = lanes.numel()
         lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
@@ -46,12 +48,12 @@ class FusedFilterNeuron(torch.autograd.Function):
         b, b_period = (None, 1) if bias is None else lane_params(bias.unsqueeze(0), lanes)
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
-        O = torch.empty_like(X)
+        O = buffers.empty_like(X)
         bits = torch.empty((T, (L + 63) // 64), dtype=torch.int64)
         v_bf16 = bool(v_bf16) and X.dtype == torch.float32
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
-            V = torch.empty(X.shape, dtype=torch.bfloat16) if v_bf16 else torch.empty_like(X)
+            V = buffers.empty_like(X, torch.bfloat16 if v_bf16 else None)
         if L:  # without lanes there is nothing to run (and per-feature parameters have period 0)
             run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
                 int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
@@ -76,12 +78,12 @@ class FusedFilterNeuron(torch.autograd.Function):
         if L == 0:
             return _no_lanes_backward(ctx, V, leak, reset_decay)
         if ctx.needs_input_grad[3] and not hard:
-            S_prev = torch.empty(V.shape, dtype=dtype)
+            S_prev = buffers.empty(V.shape, dtype)
             zeros = lam.new_zeros(lanes)
             run("reset_trace", dtype, V, int(v_bf16), zeros, theta, theta_period, threshold, S_prev, T, L, threads())
             acc_theta = lam.new_empty(lanes)
-        gO = torch.zeros(V.shape, dtype=dtype) if gO is None else gO.contiguous()
-        gX = torch.empty_like(gO)
+        gO = torch.zeros(V.shape, dtype=dtype) if gO is None else buffers.contiguous(gO)
+        gX = buffers.empty_like(gO)
         acc_bias, acc_leak = lam.new_empty(lanes), lam.new_empty(lanes)
         run("filter_neuron_backward", dtype, gO, V, int(v_bf16), a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
             lam_period, theta, theta_period, threshold, int(hard), int(detach_reset),
@@ -134,7 +136,7 @@ class SpikeMatrix:
         if WT.dim() != 2 or WT.shape[0] != self.shape[1]:  # the kernel reads the rows of WT that X's columns index
             raise ValueError(f"W^T must be [N, M] with N = {self.shape[1]} columns of the spike matrix, "
                              f"got {list(WT.shape)}")
-        out = WT.new_empty((self.shape[0], WT.shape[1]))
+        out = buffers.empty((self.shape[0], WT.shape[1]), WT.dtype)
         run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out, self.shape[0], WT.shape[1],
             threads())
         return out
@@ -171,6 +173,14 @@ def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float, bool]:
     return SpikeMatrix(X, counts, nonbinary, bits), density, not nonbinary
 
 
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b [M, K] x [K, N], into a cached buffer unless autograd records it (create_graph: out= is not
+    differentiable)."""
+    if torch.is_grad_enabled():
+        return a @ b
+    return torch.matmul(a, b, out=buffers.empty((a.shape[0], b.shape[1]), a.dtype))
+
+
 def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
     """a @ b, in bfloat16 with the result cast back to a's dtype when ``bf16``."""
     if not bf16:
@@ -204,7 +214,7 @@ class SpikeLinear(torch.autograd.Function):
             ctx.has_values = saved[2] is not None
         else:
             Y = _mm(X, weight.t(), bf16)
-            keep = (X.to(torch.uint8) if binary else X) if need_w else None
+            keep = (buffers.converted(X, torch.uint8) if binary else X) if need_w else None
             ctx.save_for_backward(weight, *([keep] if keep is not None else []))
         ctx.bf16 = bf16
         return Y
@@ -212,14 +222,14 @@ class SpikeLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gY):
         weight, *saved = ctx.saved_tensors
-        gX = gY @ weight if ctx.needs_input_grad[0] else None  # errors between layers stay in full precision
+        gX = _matmul(gY, weight) if ctx.needs_input_grad[0] else None  # errors between layers in full precision
         gW = None
         if ctx.needs_input_grad[1]:
             if ctx.sparse:
                 colptr, row = saved[0], saved[1]
                 cval = saved[2] if ctx.has_values else None
-                G = gY.contiguous()
-                gWT = G.new_empty((weight.shape[1], weight.shape[0]))
+                G = buffers.contiguous(gY)
+                gWT = buffers.empty((weight.shape[1], weight.shape[0]), G.dtype)
                 n_in, n_out = weight.shape[1], weight.shape[0]
                 run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, n_in, n_out, G.shape[0], threads())
                 gW = gWT.t()
@@ -247,12 +257,12 @@ class SpikeConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, stride, padding, dilation, groups: int, compute_dtype: torch.dtype):
-        xc, wc = x.to(compute_dtype), weight.to(compute_dtype)
+        xc, wc = buffers.converted(x, compute_dtype), weight.to(compute_dtype)
         zeros = (0,) * len(stride)
         y = torch.convolution(xc, wc, None, stride, padding, dilation, False, zeros, groups)
         keep = None
         if ctx.needs_input_grad[1]:
-            keep = x.to(torch.uint8) if x.dtype.is_floating_point and _is_binary(x) else x
+            keep = buffers.converted(x, torch.uint8) if x.dtype.is_floating_point and _is_binary(x) else x
         ctx.save_for_backward(keep, weight)
         ctx.conv = (stride, padding, dilation, groups, compute_dtype, x.dtype, x.shape)
         return y
@@ -264,9 +274,9 @@ class SpikeConv(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         wc = weight.to(compute_dtype)
         # without a weight gradient the input only gives its shape (as in torch.nn.grad.conv2d_input)
-        xc = keep.to(compute_dtype) if need_w else gy.new_empty(1, dtype=compute_dtype).expand(x_shape)
-        gx, gw, _ = torch.ops.aten.convolution_backward(gy.to(compute_dtype), xc, wc, None, list(stride),
-                                                         list(padding), list(dilation), False,
+        xc = buffers.converted(keep, compute_dtype) if need_w else gy.new_empty(1, dtype=compute_dtype).expand(x_shape)
+        gx, gw, _ = torch.ops.aten.convolution_backward(buffers.converted(gy, compute_dtype), xc, wc, None,
+                                                         list(stride), list(padding), list(dilation), False,
                                                          [0] * len(stride), groups, [need_x, need_w, False])
         return (gx.to(x_dtype) if need_x else None, gw.to(weight.dtype) if need_w else None,
                 None, None, None, None, None)

@@ -12,6 +12,7 @@ import ctypes
 import torch
 
 from iirsnn.functional.surrogates import SURROGATE_CODES
+from iirsnn.kernels import buffers
 from iirsnn.kernels._util import sum_to_shape
 from iirsnn.kernels.cpu import library
 from iirsnn.kernels.cpu.signatures import KERNELS, Kernel
@@ -94,7 +95,7 @@ class CpuSynapseFilter(torch.autograd.Function):
         P, Q, T, lanes = alpha.shape[0], beta.shape[0] - 1, xc.shape[0], xc.shape[1:]
         L = lanes.numel()
         a, b, period = _coefficients(alpha, beta, lanes)
-        F = torch.empty_like(xc)
+        F = buffers.empty_like(xc)
         if L:  # no lanes, nothing to filter
             run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
         ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
@@ -107,14 +108,14 @@ class CpuSynapseFilter(torch.autograd.Function):
         P, Q, period = ctx.sizes
         T, lanes = x.shape[0], x.shape[1:]
         L = lanes.numel()
-        gF = torch.zeros_like(x) if gF is None else gF.clone(memory_format=torch.contiguous_format)
+        gF = torch.zeros_like(x) if gF is None else buffers.empty_like(x).copy_(gF)  # a copy: changed below
         g_fh_direct = torch.zeros_like(fh)
         if g_f_last is not None and P:  # f_last[k] is F[T - P + k], or a history entry when T < P
             for k in range(P):
                 (gF[T - P + k] if T - P + k >= 0 else g_fh_direct[T + k]).add_(g_f_last[k])
         need_x, need_a, need_b, need_fh, need_xh = (ctx.needs_input_grad[i] for i in (0, 1, 2, 3, 4))
-        G = torch.empty_like(x)
-        gx = torch.empty_like(x) if need_x or (need_xh and g_x_last is not None) else None
+        G = buffers.empty_like(x)
+        gx = buffers.empty_like(x) if need_x or (need_xh and g_x_last is not None) else None
         g_xh = torch.empty_like(xh) if need_xh or need_x else None
         g_fh = torch.empty_like(fh) if need_fh else None
         acc_a = x.new_empty((P, L)) if need_a and P else None
