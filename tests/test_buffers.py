@@ -15,7 +15,9 @@ LARGE = (512, 1024)  # 2 MiB of float32
 
 
 @pytest.fixture(autouse=True)
-def empty_cache():
+def empty_cache(monkeypatch):
+    """A clean cache that takes blocks from 1 MiB (the tests' sizes) instead of 32 MiB."""
+    monkeypatch.setattr(buffers, "MIN_BYTES", 1 << 20)
     buffers.clear()
     yield
     buffers.clear()

@@ -428,30 +428,25 @@ def lif_module(backend):
     return inn.LIFNeuron(4.0, shape=(6,), learnable=True, backend=backend)
 
 
-def linear_layer(backend):
+def _spiking_layer(connection, backend):
+    """A SpikingLayer around ``connection()`` (made after seeding), its weights scaled so that it spikes."""
     torch.manual_seed(0)
-    layer = inn.SpikingLayer(inn.Linear(20, 9), inn.SynapseFilter(backend=backend), inn.LIFNeuron(backend=backend))
+    layer = inn.SpikingLayer(connection(), inn.SynapseFilter(backend=backend), inn.LIFNeuron(backend=backend))
     with torch.no_grad():
         layer.connection.weight.mul_(4.0)
     return layer
+
+
+def linear_layer(backend):
+    return _spiking_layer(lambda: inn.Linear(20, 9), backend)
 
 
 def conv_layer(backend):
-    torch.manual_seed(0)
-    layer = inn.SpikingLayer(inn.Conv2d(3, 4, 3, padding=1), inn.SynapseFilter(backend=backend),
-                             inn.LIFNeuron(backend=backend))
-    with torch.no_grad():
-        layer.connection.weight.mul_(4.0)
-    return layer
+    return _spiking_layer(lambda: inn.Conv2d(3, 4, 3, padding=1), backend)
 
 
 def conv1d_layer(backend):
-    torch.manual_seed(0)
-    layer = inn.SpikingLayer(inn.Conv1d(3, 4, 3, padding=1), inn.SynapseFilter(backend=backend),
-                             inn.LIFNeuron(backend=backend))
-    with torch.no_grad():
-        layer.connection.weight.mul_(4.0)
-    return layer
+    return _spiking_layer(lambda: inn.Conv1d(3, 4, 3, padding=1), backend)
 
 
 def plain(cls, *args):

@@ -36,7 +36,7 @@ checkpoint_chunk: int | None = _chunk_from_environment()
 training steps in chunks of that many time steps, recomputed in the backward (iirsnn.nn.chunked); the
 environment variable IIRSNN_CHECKPOINT_CHUNK sets it."""
 reuse_buffers: bool = True
-"""Keep the large buffers of the compiled kernels (1 MiB or more) for the next step instead of handing
+"""Keep the large buffers of the compiled kernels (32 MiB or more) for the next step instead of handing
 them back to malloc, which would fault them in again page by page (iirsnn.kernels.buffers)."""
 sparse_max_density: float = 0.3
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu

@@ -1,14 +1,17 @@
 """Large buffers of the compiled kernels, reused from one training step to the next.
 
-glibc gives every block above its mmap threshold (at most 32 MB) a fresh mapping and unmaps it on
-free, so a step that makes tensors of 40-80 MB (the conv benchmark's layer outputs, potentials and
-gradients) faults all of them in again, page by page: about 1 GB of page faults in each conv step
-here. Changing glibc's parameters would change them for the whole process
-(:func:`iirsnn.tune_process` does that, when a program asks). This module keeps the buffers that
-iirsnn's own kernels write instead: a buffer of 1 MiB or more comes from a cache of blocks, a block
-is free again once no tensor uses its memory (its storage's reference count), and blocks left
-unused for :data:`IDLE_REQUESTS` requests are handed back to the allocator, so the cache follows
-the steps' working set. Smaller buffers come from ``torch.empty`` as before.
+glibc gives every block above its mmap threshold a fresh mapping and unmaps it on free. The threshold
+rises to the size of the largest block freed so far, but never above 32 MiB, so a step that makes
+tensors of 40-80 MB (the conv benchmark's layer outputs, potentials and gradients) faults all of them
+in again, page by page: about 1 GB of page faults in each conv step here. Changing glibc's parameters
+would change them for the whole process (:func:`iirsnn.tune_process` does that, when a program asks).
+This module keeps the buffers that iirsnn's own kernels write instead: a buffer of :data:`MIN_BYTES`
+(32 MiB) or more comes from a cache of blocks, a block is free again once no tensor uses its memory
+(its storage's reference count), and blocks left unused for :data:`IDLE_REQUESTS` requests are handed
+back to the allocator, so the cache follows the steps' working set. Smaller buffers come from
+``torch.empty``: glibc reuses their pages from its heap, and hands the memory freed last to the next
+block of any size, which keeps it in the cache (a cache of those too made the temporal benchmark's
+steps of 10 MB tensors slower).
 
 ``iirsnn.config.reuse_buffers = False`` turns the cache off; :func:`clear` empties it.
 """
@@ -22,7 +25,7 @@ import torch
 
 from iirsnn import config
 
-MIN_BYTES = 1 << 20
+MIN_BYTES = 32 << 20  # glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
 IDLE_REQUESTS = 512
 _lock = threading.Lock()
 _blocks: dict[int, list[_Block]] = {}
