@@ -439,3 +439,30 @@ def test_spike_bits_are_dropped_when_the_spikes_change():
         assert spike_bits.bits_of(out[1:]) is None and spike_bits.bits_of(out.transpose(1, 2)) is None
         out[0, 0, 0] = 1.0  # an in-place change bumps the version counter the views share
         assert spike_bits.bits_of(out) is None
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("learn_weight", [True, False])
+def test_conv_in_frame_chunks_equals_one_call(monkeypatch, dims, learn_weight):
+    """Convolutions whose results exceed CHUNK_BYTES run over ranges of frames into one buffer (forward, and the
+    input and weight gradients): the same spikes and gradients as one call, channels-last layout kept."""
+    from iirsnn.kernels.cpu import layer
+
+    inputs = {k: v.detach() for k, v in conv_inputs(11, dims=dims).items()}
+    frame_bytes = 4 * (30 if dims == 2 else 9) * 8  # 4 output channels over the frame, float64
+    chunkings, frame_chunks = [], layer.frame_chunks
+    monkeypatch.setattr(layer, "frame_chunks", lambda *a: chunkings.append(frame_chunks(*a)) or chunkings[-1])
+    results = []
+    for chunk_bytes in (layer.CHUNK_BYTES, 3 * frame_bytes):  # all 20 frames at once, or 3 frames of output a chunk
+        monkeypatch.setattr(layer, "CHUNK_BYTES", chunk_bytes)
+        x = inputs["x"].clone().requires_grad_()
+        weight = inputs["weight"].clone().requires_grad_(learn_weight)
+        rest = {k: v for k, v in inputs.items() if k not in ("x", "weight")}
+        out = spiking_conv(x, weight, **rest, padding=1)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=F64).view(out.shape)).sum().backward()
+        results.append((out, x.grad, weight.grad))
+    (o1, gx1, gw1), (o2, gx2, gw2) = results
+    assert [len(c) for c in chunkings] == [1, 1, 7, 7]  # forward and backward, unchunked then chunked
+    assert torch.equal(o1, o2) and 0.05 < float(o1.mean()) < 0.7
+    assert rel_err(gx2, gx1) < 1e-12
+    assert gw1 is None if not learn_weight else rel_err(gw2, gw1) < 1e-12

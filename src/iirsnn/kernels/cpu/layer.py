@@ -14,6 +14,8 @@ and the spike index are kept for the backward. Their large outputs and copies co
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from iirsnn import config
@@ -246,20 +248,47 @@ def _is_binary(x: torch.Tensor) -> bool:
     return not run("csr_count", flat.dtype, flat, flat.shape[0], flat.shape[1], counts, threads())
 
 
+def frame_chunks(frames: int, bytes_per_frame: int) -> list[tuple[int, int]]:
+    """Ranges of frames whose tensors stay below :data:`CHUNK_BYTES` each (one range when all of them do)."""
+    per_chunk = max(1, CHUNK_BYTES // max(1, bytes_per_frame))
+    return [(f0, min(frames, f0 + per_chunk)) for f0 in range(0, frames, per_chunk)]
+
+
+CHUNK_BYTES = 16 << 20
+"""A convolution over more frames than fit in this many bytes of output (or input gradient) runs chunk by chunk
+into one cached buffer: torch allocates each chunk's result, and below glibc's 32 MiB mmap threshold it
+reuses their pages from the heap instead of faulting in a fresh mapping of the whole result every step."""
+
+
 class SpikeConv(torch.autograd.Function):
     """A bias-free convolution whose input, when it is binary (spikes), is kept as bytes for the backward.
 
     x [R, C_in, *spatial] (contiguous, NCHW or channels-last), weight [C_out, C_in/groups, *kernel];
     stride, padding, dilation: int tuples. ``compute_dtype``: the dtype of the convolution itself
     (bfloat16 for bf16-mixed). The input gradient needs only the weight; the weight gradient converts
-    the bytes back for one call of the convolution's backward.
+    the bytes back chunk by chunk for the convolution's backward. Results larger than
+    :data:`CHUNK_BYTES` are computed over ranges of the R frames into cached buffers (see there).
     """
 
     @staticmethod
     def forward(ctx, x, weight, stride, padding, dilation, groups: int, compute_dtype: torch.dtype):
-        xc, wc = buffers.converted(x, compute_dtype), weight.to(compute_dtype)
+        wc = weight.to(compute_dtype)
         zeros = (0,) * len(stride)
-        y = torch.convolution(xc, wc, None, stride, padding, dilation, False, zeros, groups)
+
+        def conv(xs: torch.Tensor) -> torch.Tensor:
+            return torch.convolution(buffers.converted(xs, compute_dtype), wc, None, stride, padding, dilation,
+                                     False, zeros, groups)
+
+        frame = torch.convolution(x[:1].to("meta", compute_dtype), wc.to("meta"), None, stride, padding, dilation,
+                                  False, zeros, groups)  # the shape of one output frame, computing nothing
+        chunks = frame_chunks(x.shape[0], frame.numel() * frame.element_size())
+        if len(chunks) <= 1:
+            y = conv(x)
+        else:  # laid out as the convolution lays out its output: in the input's memory format
+            shape = (x.shape[0], *frame.shape[1:])
+            y = buffers.empty(shape, compute_dtype, _frame_strides(x, shape))
+            for f0, f1 in chunks:
+                y[f0:f1].copy_(conv(x[f0:f1]))
         keep = None
         if ctx.needs_input_grad[1]:
             keep = buffers.converted(x, torch.uint8) if x.dtype.is_floating_point and _is_binary(x) else x
@@ -273,10 +302,39 @@ class SpikeConv(torch.autograd.Function):
         stride, padding, dilation, groups, compute_dtype, x_dtype, x_shape = ctx.conv
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         wc = weight.to(compute_dtype)
-        # without a weight gradient the input only gives its shape (as in torch.nn.grad.conv2d_input)
-        xc = buffers.converted(keep, compute_dtype) if need_w else gy.new_empty(1, dtype=compute_dtype).expand(x_shape)
-        gx, gw, _ = torch.ops.aten.convolution_backward(buffers.converted(gy, compute_dtype), xc, wc, None,
-                                                         list(stride), list(padding), list(dilation), False,
-                                                         [0] * len(stride), groups, [need_x, need_w, False])
+
+        def conv_backward(f0: int, f1: int):
+            # without a weight gradient the input only gives its shape (as in torch.nn.grad.conv2d_input)
+            xc = (buffers.converted(keep[f0:f1], compute_dtype) if need_w
+                  else gy.new_empty(1, dtype=compute_dtype).expand((f1 - f0, *x_shape[1:])))
+            return torch.ops.aten.convolution_backward(buffers.converted(gy[f0:f1], compute_dtype), xc, wc, None,
+                                                       list(stride), list(padding), list(dilation), False,
+                                                       [0] * len(stride), groups, [need_x, need_w, False])[:2]
+
+        bytes_per_frame = math.prod(x_shape[1:]) * x_dtype.itemsize
+        chunks = frame_chunks(x_shape[0], max(bytes_per_frame, gy[0].numel() * gy.element_size()))
+        if len(chunks) <= 1:
+            gx, gw = conv_backward(0, x_shape[0])
+        else:
+            gx = gw = None
+            for f0, f1 in chunks:
+                gx_part, gw_part = conv_backward(f0, f1)
+                if need_x:
+                    if gx is None:
+                        gx = buffers.empty(x_shape, gx_part.dtype, _frame_strides(gx_part, x_shape))
+                    gx[f0:f1].copy_(gx_part)
+                if need_w:
+                    gw = gw_part if gw is None else gw.add_(gw_part)
         return (gx.to(x_dtype) if need_x else None, gw.to(weight.dtype) if need_w else None,
                 None, None, None, None, None)
+
+
+def _frame_strides(like: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of a dense tensor of ``shape`` in the memory format of ``like`` (NCHW or channels-last)."""
+    return torch.empty(shape, device="meta").contiguous(memory_format=_memory_format(like)).stride()
+
+
+def _memory_format(t: torch.Tensor) -> torch.memory_format:
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
