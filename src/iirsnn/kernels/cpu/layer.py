@@ -312,7 +312,7 @@ class SpikeConv(torch.autograd.Function):
                                                        [0] * len(stride), groups, [need_x, need_w, False])[:2]
 
         bytes_per_frame = math.prod(x_shape[1:]) * x_dtype.itemsize
-        chunks = frame_chunks(x_shape[0], max(bytes_per_frame, gy[0].numel() * gy.element_size()))
+        chunks = frame_chunks(x_shape[0], max(bytes_per_frame, math.prod(gy.shape[1:]) * gy.element_size()))
         if len(chunks) <= 1:
             gx, gw = conv_backward(0, x_shape[0])
         else:
