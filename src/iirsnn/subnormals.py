@@ -75,7 +75,8 @@ def flush(x: torch.Tensor, below: float | None = None) -> torch.Tensor:
 
 
 def count(x: torch.Tensor) -> int:
-    """Number of subnormal entries of a floating tensor (nonzero and below its dtype's smallest normal)."""
-    if not x.is_floating_point() or x.numel() == 0:
+    """Number of subnormal entries of a floating tensor (nonzero and below its dtype's smallest normal; 0 for a
+    meta tensor, which has no values)."""
+    if not x.is_floating_point() or x.numel() == 0 or x.is_meta:
         return 0
     return int(((x != 0) & (x.abs() < torch.finfo(x.dtype).tiny)).sum())
