@@ -9,9 +9,10 @@ This module keeps the buffers that iirsnn's own kernels write instead: a buffer 
 (32 MiB) or more comes from a cache of blocks, a block is free again once no tensor uses its memory
 (its storage's reference count), and blocks left unused for :data:`IDLE_REQUESTS` requests are handed
 back to the allocator, so the cache follows the steps' working set. Smaller buffers come from
-``torch.empty``: glibc reuses their pages from its heap, and hands the memory freed last to the next
-block of any size, which keeps it in the cache (a cache of those too made the temporal benchmark's
-steps of 10 MB tensors slower).
+``torch.empty``: glibc reuses most of their pages from its heap and hands the memory freed last to the
+next block of any size, which keeps it in the cache (caching blocks from 1 MiB removed the temporal
+benchmark's remaining 1-7 thousand page faults a step, but its steps were no faster: slower in three of
+four interleaved A/B runs, within noise in four more).
 
 ``iirsnn.config.reuse_buffers = False`` turns the cache off; :func:`clear` empties it.
 """
