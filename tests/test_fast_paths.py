@@ -517,3 +517,26 @@ def test_conv_in_frame_chunks_equals_one_call(monkeypatch, dims, learn_weight):
     assert torch.equal(o1, o2) and 0.05 < float(o1.mean()) < 0.7
     assert rel_err(gx2, gx1) < 1e-12
     assert gw1 is None if not learn_weight else rel_err(gw2, gw1) < 1e-12
+
+
+@pytest.mark.parametrize("spec", ["40-30-5", "4C3-5"])
+def test_inference_keeps_nothing_for_a_backward(spec, monkeypatch):
+    """Under torch.no_grad() a network with learnable weights stores no V and builds no column index (autograd
+    functions see needs_input_grad from requires_grad even then); the same spikes as with grad."""
+    from iirsnn.kernels.cpu import layer as cpu_layer
+    from iirsnn.models import from_spec
+
+    torch.manual_seed(0)
+    net = from_spec(spec, (12,) if "C" not in spec else (2, 6, 6))
+    x = (torch.rand(20, 3, *((12,) if "C" not in spec else (2, 6, 6))) < 0.3).float()
+    calls, run = [], cpu_layer.run
+    monkeypatch.setattr(cpu_layer, "run", lambda name, *a: calls.append((name, a)) or run(name, *a))
+    with torch.no_grad():
+        out = net(x)
+    fused = [a for name, a in calls if name == "filter_neuron_forward"]
+    assert fused and all(a[8] is None for a in fused)  # the argument V (after the dtype): not stored
+    assert "csr_to_csc" not in [name for name, _ in calls]
+    calls.clear()
+    with_grad = net(x)
+    assert any(a[8] is not None for name, a in calls if name == "filter_neuron_forward")
+    assert torch.equal(out, with_grad.detach())

@@ -53,6 +53,15 @@ def fusable(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, backend: s
     return alpha.dim() == 1 and beta.dim() == 1 and kernels.resolve(backend, x) == "cpu"
 
 
+def _for_autograd(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The tensors as they are when autograd records, else detached: an autograd function sees
+    ``needs_input_grad`` from requires_grad even under ``torch.no_grad()``, and would keep for a backward that
+    never comes what only the backward needs (the fused pass's V, the spike matrix's column index)."""
+    if torch.is_grad_enabled():
+        return tensors
+    return tuple(None if t is None else t.detach() for t in tensors)
+
+
 def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
                   leak: torch.Tensor, reset_decay: torch.Tensor, threshold: float, surrogate: Surrogate, reset: str,
                   detach_reset: bool, v_bf16: bool = False) -> torch.Tensor:
@@ -61,6 +70,7 @@ def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tenso
     from iirsnn.kernels.cpu.layer import FusedFilterNeuron
 
     if not (alpha.requires_grad or beta.requires_grad):
+        X, bias, leak, reset_decay = _for_autograd(X, bias, leak, reset_decay)
         return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
                                        threshold, surrogate, reset, detach_reset, v_bf16)[0]
     F = synapse_filter(X, alpha, beta, backend="cpu")
@@ -125,6 +135,7 @@ def linear_current(x: torch.Tensor, weight: torch.Tensor, precision: str) -> tor
     from iirsnn.kernels.cpu.layer import SpikeLinear
 
     T, B, n_in = x.shape
+    x, weight = _for_autograd(x, weight)
     return SpikeLinear.apply(x.reshape(T * B, n_in), weight, precision == "bf16-mixed").view(T, B, weight.shape[0])
 
 
@@ -160,6 +171,7 @@ def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: s
             return _CONV[weight.dim()](folded, weight, None, **opts).unflatten(0, (T, B)).to(x.dtype)
     stride, dilation = (_per_dim(opts.get(k, 1), dims) for k in ("stride", "dilation"))
     compute = torch.bfloat16 if check_precision(precision) == "bf16-mixed" else x.dtype
+    folded, weight = _for_autograd(folded, weight)
     X = SpikeConv.apply(folded, weight, stride, padding, dilation, opts.get("groups", 1), compute)
     return X.unflatten(0, (T, B)).to(x.dtype)
 
