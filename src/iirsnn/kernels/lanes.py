@@ -9,9 +9,12 @@ def lane_params(params: torch.Tensor, lanes: torch.Size) -> tuple[torch.Tensor, 
     """Per-lane values of ``params`` [K, *bshape] (bshape broadcasting to ``lanes`` = [B, *features]).
 
     Returns (a contiguous [K, period] tensor, period): lane l uses column l % period; period is 1
-    (shared), prod(features) (per feature, the same for every sample) or L (varies over the batch).
+    (shared, and without lanes, when no lane reads it), prod(features) (per feature, the same for every
+    sample) or L (varies over the batch).
     """
     K, bshape = params.shape[0], params.shape[1:]
+    if lanes.numel() == 0:
+        return params.new_zeros((K, 1)), 1
     if K == 0 or all(n == 1 for n in bshape):
         return params.reshape(K, 1).contiguous(), 1
     if len(bshape) == len(lanes) and bshape[0] != 1:

@@ -56,10 +56,9 @@ class FusedFilterNeuron(torch.autograd.Function):
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
             V = buffers.empty_like(X, torch.bfloat16 if v_bf16 else None)
-        if L:  # without lanes there is nothing to run (and per-feature parameters have period 0)
-            run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
-                int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
-                threads())
+        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
+            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
+            threads())
         spike_bits.remember(O, bits)
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
@@ -77,8 +76,6 @@ class FusedFilterNeuron(torch.autograd.Function):
         hard = reset == "hard"
         dtype = lam.dtype  # the compute dtype (V may be stored in bfloat16)
         S_prev = acc_theta = None
-        if L == 0:
-            return _no_lanes_backward(ctx, V, leak, reset_decay)
         if ctx.needs_input_grad[3] and not hard:
             S_prev = buffers.empty(V.shape, dtype)
             zeros = lam.new_zeros(lanes)
@@ -98,14 +95,6 @@ class FusedFilterNeuron(torch.autograd.Function):
             g_theta = sum_to_shape(acc_theta, reset_decay.shape) if acc_theta is not None else torch.zeros_like(
                 reset_decay)
         return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None
-
-
-def _no_lanes_backward(ctx, V: torch.Tensor, leak: torch.Tensor, reset_decay: torch.Tensor) -> tuple:
-    """FusedFilterNeuron's gradients when it has no lanes: an empty gX, zeros for the parameters."""
-    needs = ctx.needs_input_grad
-    g_bias = V.new_zeros(ctx.bias_shape, dtype=leak.dtype) if needs[1] else None
-    return (V.new_zeros(V.shape, dtype=leak.dtype), g_bias, torch.zeros_like(leak) if needs[2] else None,
-            torch.zeros_like(reset_decay) if needs[3] else None, None, None, None, None, None, None, None)
 
 
 class SpikeMatrix:
@@ -248,16 +237,16 @@ def _is_binary(x: torch.Tensor) -> bool:
     return not run("csr_count", flat.dtype, flat, flat.shape[0], flat.shape[1], counts, threads())
 
 
-def frame_chunks(frames: int, bytes_per_frame: int) -> list[tuple[int, int]]:
-    """Ranges of frames whose tensors stay below :data:`CHUNK_BYTES` each (one range when all of them do)."""
-    per_chunk = max(1, CHUNK_BYTES // max(1, bytes_per_frame))
-    return [(f0, min(frames, f0 + per_chunk)) for f0 in range(0, frames, per_chunk)]
-
-
 CHUNK_BYTES = 16 << 20
 """A convolution over more frames than fit in this many bytes of output (or input gradient) runs chunk by chunk
 into one cached buffer: torch allocates each chunk's result, and below glibc's 32 MiB mmap threshold it
 reuses their pages from the heap instead of faulting in a fresh mapping of the whole result every step."""
+
+
+def frame_chunks(frames: int, bytes_per_frame: int) -> list[tuple[int, int]]:
+    """Ranges of frames whose tensors stay below :data:`CHUNK_BYTES` each (one range when all of them do)."""
+    per_chunk = max(1, CHUNK_BYTES // max(1, bytes_per_frame))
+    return [(f0, min(frames, f0 + per_chunk)) for f0 in range(0, frames, per_chunk)]
 
 
 class SpikeConv(torch.autograd.Function):

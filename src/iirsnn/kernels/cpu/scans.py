@@ -58,22 +58,16 @@ def threads() -> int:
 
 def _forward(cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period, threshold, hard):
     T, L = cur.shape[0], cur[0].numel()
-    if L == 0:  # no lanes: nothing to compute (and per-neuron parameters of no neurons have period 0)
-        return
     run("neuron_forward", cur.dtype, cur, V, O, v0, s0, v_last, s_last, lam, lam_period, theta, theta_period,
         threshold, int(hard), T, L, threads())
 
 
 def _reset_trace(V, s0, theta, theta_period, threshold, S_prev):
-    if V[0].numel() == 0:
-        return
     run("reset_trace", V.dtype, V, 0, s0, theta, theta_period, threshold, S_prev, V.shape[0], V[0].numel(), threads())
 
 
 def _backward(gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period, threshold, hard, detach,
               surrogate, S_prev, gI, g_v0, g_s0, acc_leak, acc_theta):
-    if V[0].numel() == 0:
-        return
     run("neuron_backward", V.dtype, gO, gVout, g_vlast, g_slast, V, v0, s0, lam, lam_period, theta, theta_period,
         threshold, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gI, g_v0,
         g_s0, acc_leak, acc_theta, V.shape[0], V[0].numel(), threads())
@@ -96,8 +90,7 @@ class CpuSynapseFilter(torch.autograd.Function):
         L = lanes.numel()
         a, b, period = _coefficients(alpha, beta, lanes)
         F = buffers.empty_like(xc)
-        if L:  # no lanes, nothing to filter
-            run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
+        run("filter_forward", xc.dtype, xc, xh, fh, a, b, period, F, P, Q, T, L, threads())
         ctx.save_for_backward(xc, xh, F, fh, a, b, alpha, beta)
         ctx.sizes = (P, Q, period)
         return F, _last(fh, F), _last(xh, xc)
@@ -120,9 +113,8 @@ class CpuSynapseFilter(torch.autograd.Function):
         g_fh = torch.empty_like(fh) if need_fh else None
         acc_a = x.new_empty((P, L)) if need_a and P else None
         acc_b = x.new_empty((Q + 1, L)) if need_b else None
-        if L:
-            run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
-                g_fh, acc_a, acc_b, P, Q, T, L, threads())
+        run("filter_backward", x.dtype, gF, x, xh, F, fh, a, b, period, G, gx, g_xh,
+            g_fh, acc_a, acc_b, P, Q, T, L, threads())
         if g_x_last is not None and Q and (need_x or need_xh):  # x_last[k] is x[T - Q + k] or a history entry
             for k in range(Q):
                 if T - Q + k >= 0:
@@ -146,11 +138,9 @@ def _last(history: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
 
 
 def _coefficients(alpha: torch.Tensor, beta: torch.Tensor, lanes: torch.Size):
-    """Per-lane alpha [P, period] and beta [Q+1, period] with one common period (>= 1, also without lanes)."""
+    """Per-lane alpha [P, period] and beta [Q+1, period] with one common period."""
     a, pa = lane_params(alpha, lanes)
     b, pb = lane_params(beta, lanes)
-    if lanes.numel() == 0:
-        return a, b, 1
     period = max(pa, pb)  # periods are 1, N or L = B N, each dividing the next: tiling spreads the shorter
     return a.repeat(1, period // pa), b.repeat(1, period // pb), period
 
