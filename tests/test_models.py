@@ -124,3 +124,27 @@ def test_bad_options_and_inputs_are_named():
         model(torch.zeros(4, 784, 25))
     with pytest.raises(ValueError, match=r"expects time-major spikes \[T, B, 784\]"):
         model(torch.zeros(4, 783))
+
+
+def test_network_rebuilds_from_its_build_config():
+    from iirsnn.models import network_from_config
+
+    torch.manual_seed(0)
+    net = from_spec("8C3-P2-12-5", (2, 8, 8), tau_m=6.0, tau_s=2.0, reset="hard", dropout=0.1)
+    rebuilt = network_from_config(net.build_config)
+    rebuilt.load_state_dict(net.state_dict())
+    x = (torch.rand(20, 3, 2, 8, 8) < 0.3).float()
+    net.eval(), rebuilt.eval()
+    assert torch.equal(net(x), rebuilt(x))
+    assert rebuilt.build_config == net.build_config
+    assert rebuilt[-1].neuron.reset == "hard"
+
+
+@pytest.mark.parametrize("bad, message", [({"spec": "10"}, "missing keys"),
+                                          ({"spec": "10", "input_shape": [3], "depth": 2}, "unknown keys"),
+                                          ({"spec": "10", "input_shape": [3], "options": {"leek": 0.5}}, "leek")])
+def test_network_build_config_errors_name_the_key(bad, message):
+    from iirsnn.models import network_from_config
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        network_from_config(bad)

@@ -47,7 +47,8 @@ import torch
 from tqdm import tqdm
 
 from iirsnn import __version__
-from iirsnn.models import _CONV, _DENSE, from_spec
+from iirsnn.models import from_spec
+from iirsnn.models.spec import _CONV, _DENSE
 from iirsnn.nn import SpikingLayer
 from iirsnn.process import MALLOC_MODES, process_settings, tune_process
 

@@ -62,7 +62,13 @@ DEFAULT_OPTIONS: dict[str, object] = {
 
 
 class Network(torch.nn.Sequential):
-    """A spiking network built by :func:`from_spec`: spikes [T, B, *input_shape] -> [T, B, n_out]."""
+    """A spiking network built by :func:`from_spec`: spikes [T, B, *input_shape] -> [T, B, n_out].
+
+    ``build_config`` holds the arguments of :func:`from_spec` that built it (plain values: strings, numbers,
+    lists, None), so that ``network_from_config(net.build_config)`` builds the same network again.
+    """
+
+    build_config: dict[str, object]
 
     def __init__(self, layers: Sequence[torch.nn.Module], spec: str, input_shape: tuple[int, ...],
                  checkpoint_chunk: int | None = None) -> None:
@@ -188,4 +194,25 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
     network = Network(layers, spec, shape, opts["checkpoint_chunk"])
     if opts["init"] == "fluctuation":
         fluctuation_init_(network)
+    network.build_config = dict(spec=spec, input_shape=list(shape), synapse=synapse, tau_m=float(tau_m),
+                                tau_s=float(tau_s), options=dict(options))
     return network
+
+
+def network_from_config(build_config: dict[str, object]) -> Network:
+    """The network :func:`from_spec` builds from ``build_config`` (a :attr:`Network.build_config`).
+
+    Raises ValueError naming a missing or unknown key (the options are checked by :func:`from_spec`).
+    """
+    if not isinstance(build_config, dict):
+        raise ValueError(f"a network's build config must be a mapping, got {type(build_config).__name__}")
+    required, optional = {"spec", "input_shape"}, {"synapse", "tau_m", "tau_s", "options"}
+    missing, unknown = required - set(build_config), set(build_config) - required - optional
+    if missing or unknown:
+        raise ValueError(f"network build config: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; "
+                         f"expected {sorted(required)} and optionally {sorted(optional)}")
+    cfg = dict(build_config)
+    options = cfg.pop("options", None) or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"network build config: options must be a mapping, got {type(options).__name__}")
+    return from_spec(cfg.pop("spec"), tuple(cfg.pop("input_shape")), **cfg, **options)
