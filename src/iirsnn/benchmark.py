@@ -33,12 +33,10 @@ import argparse
 import functools
 import json
 import math
-import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -47,6 +45,7 @@ import torch
 from tqdm import tqdm
 
 from iirsnn import __version__
+from iirsnn.atomic import atomic_write_json
 from iirsnn.models import from_spec
 from iirsnn.models.spec import _CONV, _DENSE
 from iirsnn.nn import SpikingLayer
@@ -387,19 +386,6 @@ def _length_memory(rows: Sequence[dict]) -> float | None:
     return bytes_per_neuron_step([r["T"] * r["batch"] * r["neurons"] for r in ok], [r["peak_rss_added_mb"] for r in ok])
 
 
-def write_json_atomic(path: str, data: object) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def run(workloads: Sequence[str], sweeps: Sequence[str], steps: int | None = None, quick: bool = False,
         precision: str = "fp32", json_path: str | None = None, progress: bool = True,
         runner: Callable[[Config], dict] = run_isolated) -> dict:
@@ -416,7 +402,7 @@ def run(workloads: Sequence[str], sweeps: Sequence[str], steps: int | None = Non
         report["rows"].append(runner(cfg))
         report["bytes_per_neuron_step"] = _length_memory(report["rows"])
         if json_path:
-            write_json_atomic(json_path, report)
+            atomic_write_json(json_path, report)
     return report
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError, MissingDataError
 from iirsnn.data.events import make_events
-from iirsnn.data.files import atomic_write_bytes
 
 MAGIC = b"#!AER-DAT3."
 HEADER_END = b"#!END-HEADER"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError
-from iirsnn.data.files import atomic_write_bytes, sha256_bytes
+from iirsnn.data.files import sha256_bytes
 
 CACHE_VERSION = 1
 ENV_CACHE = "IIRSNN_CACHE"

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError, DataError
-from iirsnn.data.files import atomic_write_bytes, sha256_file
+from iirsnn.data.files import sha256_file
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError
-from iirsnn.data.files import atomic_write_bytes
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),

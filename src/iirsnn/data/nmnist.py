@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.cache import cached
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
 from iirsnn.data.events import FrameDataset, PackedFrames, frame_index, make_events, sensor_width_height
 from iirsnn.data.files import (
-    atomic_write_bytes,
     dataset_dir,
     file_problem,
     read_manifest,

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError
-from iirsnn.data.files import atomic_write_bytes, check_sha256, dataset_dir, require_files
+from iirsnn.data.files import check_sha256, dataset_dir, require_files
 
 NAME = "ntidigits_slayer_sample"
 SAMPLE_FILE = "NTIDIGITS_1.bs1"

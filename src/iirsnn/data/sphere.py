@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.audio import Waveform, pcm_to_float
 from iirsnn.data.errors import CorruptFileError, DataError
-from iirsnn.data.files import atomic_write_bytes
 
 SPHERE_MAGIC = b"NIST_1A\n"
 BYTE_ORDERS = {"01": "<i2", "10": ">i2"}

@@ -29,8 +29,9 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+
+from iirsnn.atomic import atomic_path
 
 SOURCES = ("scans.c", "scans_impl.h", "scans_registers.h", "sparse.c", "sparse_impl.h")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC", "-std=gnu11"]
@@ -94,11 +95,8 @@ def _compile(compiler: str, flags: list[str], path: Path) -> None:
     """Compile the kernels with ``flags`` into ``path`` (via a temporary file and an atomic rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).parent
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
-    os.close(fd)
-    cmd = [compiler, *flags, "-o", tmp, str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        os.unlink(tmp)
-        raise BuildError(f"compiling the CPU kernels failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
-    os.replace(tmp, path)  # atomic: concurrent builders each write their own file
+    with atomic_path(path, mode=0o755) as tmp:  # concurrent builders each write their own temporary file
+        cmd = [compiler, *flags, "-o", str(tmp), str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"compiling the CPU kernels failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
