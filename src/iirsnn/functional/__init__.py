@@ -5,6 +5,7 @@ Surrogate gradients: :mod:`~iirsnn.functional.surrogates`. Synapse presets:
 :mod:`~iirsnn.functional.presets`. Stable learnable kernels: :mod:`~iirsnn.functional.parametrization`.
 Losses: :mod:`~iirsnn.functional.losses`. Encoders of images and analog series into spikes:
 :mod:`~iirsnn.functional.encoders`.
+Metrics of output spike trains against targets: :mod:`~iirsnn.functional.spike_metrics`.
 """
 
 from iirsnn.functional import encoders, losses, parametrization, presets, surrogates
@@ -14,6 +15,7 @@ from iirsnn.functional.losses import spike_count_cross_entropy, spike_count_mse,
 from iirsnn.functional.neuron import NeuronState, neuron_scan
 from iirsnn.functional.parametrization import alpha_to_reflection, pole_radius, reflection_to_alpha
 from iirsnn.functional.presets import Coefficients
+from iirsnn.functional.spike_metrics import filtered_mse, spike_timing_f1
 from iirsnn.functional.surrogates import Surrogate, get_surrogate
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "copy_along_time",
     "current_lif_encoder",
     "encoders",
+    "filtered_mse",
     "get_surrogate",
     "impulse_response",
     "latency",
@@ -38,6 +41,7 @@ __all__ = [
     "reflection_to_alpha",
     "spike_count_cross_entropy",
     "spike_count_mse",
+    "spike_timing_f1",
     "surrogates",
     "synapse_filter",
     "van_rossum_distance",
