@@ -1,4 +1,4 @@
-"""An independent step-by-step model of one IIR-SNN layer (DESIGN.md sec. 1, eq. 5a-5f), for the tests.
+"""An independent step-by-step model of one IIR-SNN layer (docs/derivation.md sec. 1; paper eq. 5a-5f), for the tests.
 
 Written from the equations in the paper's notation, not from the library: it imports nothing from
 ``iirsnn.kernels`` and only the surrogate *formula* from ``iirsnn.functional.surrogates``. Every

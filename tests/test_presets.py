@@ -16,7 +16,7 @@ TAUS = [(4.0, 1.0), (10.0, 2.0), (2.5, 0.7), (1.0, 4.0)]
 
 
 def closed_form(name: str, length: int = LENGTH, lag: int = 0, tau_m=4.0, tau_s=1.0, tau=3.0, d=0) -> np.ndarray:
-    """Kernels written out from DESIGN.md sec. 1 (s counts steps after the spike; zero before ``lag``)."""
+    """Kernels written out from docs/derivation.md eq. (3) (s counts steps after the spike; zero before ``lag``)."""
     s = np.arange(length, dtype=np.float64)
     k = np.zeros(length)
     if name == "none":
@@ -49,7 +49,8 @@ def assert_kernel(got: torch.Tensor, want: np.ndarray, tol: float = 1e-13):
 def test_dual_exp_lag1_is_eq_4c(tau_m, tau_s):
     a, b = math.exp(-1 / tau_m), math.exp(-1 / tau_s)
     c = presets.dual_exp(tau_m, tau_s, dtype=F64)
-    # coefficients as in DESIGN.md: alpha_2 = -a b (the paper's printed exponent sign is a typo), beta_1 = a - b
+    # coefficients as in docs/derivation.md eq. (3): alpha_2 = -a b (the paper's printed exponent sign is a typo),
+    # beta_1 = a - b
     torch.testing.assert_close(c.alpha, torch.tensor([a + b, -a * b], dtype=F64), rtol=1e-15, atol=0)
     torch.testing.assert_close(c.beta, torch.tensor([0.0, a - b], dtype=F64), rtol=1e-15, atol=0)
     k = impulse_response(c.alpha, c.beta, LENGTH)

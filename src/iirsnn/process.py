@@ -34,7 +34,7 @@ flush_denormal (off unless asked for)
     inherit them; threads already running keep theirs, torch's intra-op thread pool among them once
     ``torch.set_num_threads`` or the first parallel operation has started it. So call this first
     thing in a program; if the pool already differs, the state reads ``"partial"`` and a RuntimeWarning
-    says so. iirsnn's kernels are meant to write no subnormals (DESIGN.md, section 3) and not to need
+    says so. iirsnn's kernels are meant to write no subnormals (docs/derivation.md, section 5) and not to need
     it: it is offered for other code and for comparisons.
 
 A child process made by ``fork`` (a DataLoader worker on Linux) inherits both settings; one started

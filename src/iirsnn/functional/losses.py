@@ -154,7 +154,7 @@ def _target_like(target: object, output: torch.Tensor) -> torch.Tensor:
 def van_rossum_distance(output: torch.Tensor, target: torch.Tensor, kernel: str | Coefficients = "dual_exp",
                         tau_m: float = 4.0, tau_s: float = 1.0, tau: float | None = None,
                         reduction: str = "mean") -> torch.Tensor:
-    """Van Rossum style distance of spike trains (DESIGN.md eq. 8), differentiable in output.
+    """Van Rossum style distance of spike trains (docs/derivation.md eq. (15)), differentiable in output.
 
     Both trains pass through the same synapse filter k (:func:`iirsnn.functional.synapse_filter`,
     zero initial state), then ``d[b] = sum_{t, n} ((k * output)[t, b, n] - (k * target)[t, b, n])^2 / (2 T)``.

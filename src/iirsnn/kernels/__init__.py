@@ -2,7 +2,7 @@
 
 ==============  ====================================================================
 ``reference``   plain step-by-step equations differentiated by autograd (ground truth)
-``torch``       portable torch code with the hand-written backward of DESIGN.md sec. 2
+``torch``       portable torch code with the hand-written backward of docs/derivation.md sec. 4
 ``cpu``         the same backward as fused scans in compiled C (float32/float64 CPU tensors)
 ``gpu``         the time loops as Triton kernels (CUDA tensors; CPU under TRITON_INTERPRET=1)
 ==============  ====================================================================

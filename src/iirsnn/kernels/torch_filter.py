@@ -1,4 +1,4 @@
-"""Portable torch backend of the synapse filter with the hand-written backward (DESIGN.md sec. 2).
+"""Portable torch backend of the synapse filter with the hand-written backward (docs/derivation.md sec. 4.4).
 
 Forward: the feed-forward (beta) part is Q+1 whole-sequence multiply-adds; only the feedback
 (alpha) recursion steps through time, and not at all when P = 0. Backward: the same filter run

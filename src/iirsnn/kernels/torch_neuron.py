@@ -1,4 +1,4 @@
-"""Portable torch backend of the neuron scan with the hand-written backward (DESIGN.md sec. 2).
+"""Portable torch backend of the neuron scan with the hand-written backward (docs/derivation.md sec. 4.1-4.2).
 
 Only V is saved for the backward: spikes are recomputed as O = H(V - V_th) and the reset trace S
 (needed only for the gradient of its decay) by re-running its cheap recursion. With the shifted

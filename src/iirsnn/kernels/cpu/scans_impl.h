@@ -107,7 +107,7 @@ static inline void FN(neuron_step)(int64_t n, int hard, SCALAR th, const SCALAR 
     }
 }
 
-/* One step of the adjoint, backwards in time, for n lanes (DESIGN.md sec. 2): from dL/dO[t] (gO), an optional direct
+/* One step of the adjoint, backwards in time, for n lanes (docs/derivation.md sec. 4.1-4.2): from dL/dO[t] (gO), an optional direct
  * dL/dV[t] (gVdirect), eps[t], V[t] and the decayed previous potential vp = V'[t-1], updates gvn (dL/dV[t+1] in,
  * dL/dV[t] out), gs (the reset-trace adjoint) and al (sum gV V'), and writes dL/dV[t] to out. At the last step
  * (`last`), g_vlast and g_slast (may be NULL) are the gradients of the returned state. gV and gs are flushed. */
@@ -195,7 +195,7 @@ void FN(neuron_forward)(const SCALAR *I, SCALAR *V, SCALAR *O, const SCALAR *v0,
     }
 }
 
-/* Adjoint of neuron_forward (DESIGN.md sec. 2). gVout, S_prev, acc_theta may be NULL.
+/* Adjoint of neuron_forward (docs/derivation.md sec. 4.1-4.2). gVout, S_prev, acc_theta may be NULL.
  * Writes gI [T, L], g_v0 and g_s0 [L], and per-lane partial sums acc_leak [L] = sum_t gV[t] V'[t-1]
  * and acc_theta [L] = sum_t gS[t] S[t-1] (S_prev [T, L] must then hold S[t-1]). */
 void FN(neuron_backward)(const SCALAR *gO, const SCALAR *gVout, const SCALAR *g_vlast, const SCALAR *g_slast,

@@ -73,7 +73,7 @@ def neuron_backward_kernel(GO, GVOUT, GVLAST, GSLAST, V, V0, S0, LEAK, leak_peri
                            surr_param, SPREV, GI, GV0, GS0, ACC_LEAK, ACC_THETA, CUT, T, L, HARD: tl.constexpr,
                            DETACH: tl.constexpr, KIND: tl.constexpr, HAS_GVOUT: tl.constexpr,
                            NEED_THETA: tl.constexpr, BLOCK: tl.constexpr):
-    """The adjoint recursions of DESIGN.md sec. 2 (see kernels/cpu/scans_impl.h, neuron_backward)."""
+    """The adjoint recursions of docs/derivation.md sec. 4.1-4.2 (see kernels/cpu/scans_impl.h, neuron_backward)."""
     lanes = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = lanes < L
     cut = tl.load(CUT)
