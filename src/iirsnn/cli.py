@@ -1,4 +1,5 @@
-"""Command line: ``iirsnn demo`` (the embedded default job), ``iirsnn data``, ``iirsnn bench`` and ``iirsnn info``.
+"""Command line: ``iirsnn train|eval|experiments|plot`` (:mod:`iirsnn.cli_train`), ``iirsnn data``, ``iirsnn bench``
+and ``iirsnn info``.
 
 Before any command it applies the process settings, :func:`iirsnn.process.tune_process` with its
 defaults: the allocator mode of ``IIRSNN_MALLOC`` (default ``reuse``) and flush-to-zero only if
@@ -8,27 +9,12 @@ defaults: the allocator mode of ``IIRSNN_MALLOC`` (default ``reuse``) and flush-
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 import torch
 
+from iirsnn.cli_train import add_parsers as add_train_parsers
 from iirsnn.process import tune_process
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from iirsnn.demo import DemoConfig, run
-
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DemoConfig)
-                 if getattr(args, f.name, None) is not None}
-    cfg = DemoConfig(**overrides)
-    metrics = run(cfg, out_dir=args.out, progress=not args.quiet)
-    print(f"spike-timing classification, {cfg.classes} classes (chance {metrics['chance']:.2f}), "
-          f"network {cfg.spec}: test accuracy {metrics['final_test_accuracy']:.3f}, "
-          f"train accuracy {metrics['train_accuracy']:.3f}, {metrics['seconds']:.1f} s")
-    if args.out:
-        print(f"weights and metrics written to {args.out}")
-    return 0
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -84,15 +70,7 @@ def _data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iirsnn", description="Spiking neural networks as networks of IIR filters.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small network to classify spike-timing patterns (no data needed)")
-    from iirsnn.demo import DemoConfig
-
-    for f in dataclasses.fields(DemoConfig):
-        demo.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default), default=None,
-                          help=f"default {f.default}")
-    demo.add_argument("--out", default=None, help="directory for weights and metrics (written atomically)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(func=_demo)
+    add_train_parsers(sub)
     from iirsnn.benchmark import SWEEPS, WORKLOADS, names_type, positive_int
 
     data = sub.add_parser("data", help="list, verify (checksums, counts) or download the datasets")

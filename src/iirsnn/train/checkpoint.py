@@ -1,0 +1,86 @@
+"""Checkpoints of a training run: everything a resumed run needs to continue bit for bit.
+
+A checkpoint is one file written atomically (:mod:`iirsnn.atomic`) by ``torch.save`` and read by
+``torch.load(weights_only=True)``, which unpickles only tensors and plain containers: a file that
+carries code is refused without running it. It holds the model, the optimizer, the position in training
+(epochs done, steps done in the epoch in progress, its running sums), torch's random number generator
+states, the metrics of every finished epoch, the config, the network's build config (so that the
+network is rebuilt from the checkpoint alone) and the versions of iirsnn and torch.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+FORMAT = "iirsnn-checkpoint"
+FORMAT_VERSION = 1
+LAST, BEST = "checkpoint-last.pt", "checkpoint-best.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged, of another format or version, or that carries code."""
+
+
+def save(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` (plain values and tensors) to ``path`` atomically, with the format header."""
+    from iirsnn import __version__
+    from iirsnn.atomic import atomic_path
+
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "versions": {"iirsnn": __version__, "torch": str(torch.__version__)}, **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | os.PathLike) -> dict:
+    """The content of the checkpoint at ``path`` (a file, or a run directory: its last checkpoint).
+
+    Raises :class:`CheckpointError` naming the file when it is missing, not a checkpoint, damaged,
+    of another format version, or holds anything but tensors and plain values.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / LAST
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values "
+                              f"(nothing of it was run): {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an iirsnn checkpoint")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {state.get('format_version')!r}, this iirsnn "
+                              f"reads version {FORMAT_VERSION}")
+    return state
+
+
+def rng_state() -> dict:
+    """torch's generator states (CPU, and every CUDA device when present)."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rebuild_model(state: dict) -> torch.nn.Module:
+    """The network of a checkpoint, built from its build config and loaded with its weights."""
+    from iirsnn.models import lstm_from_config, network_from_config
+
+    build = state["model_build"]
+    model = lstm_from_config(build) if build.get("kind") == "lstm" else network_from_config(build)
+    model.load_state_dict(state["model"])
+    return model

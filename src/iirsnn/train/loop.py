@@ -1,0 +1,253 @@
+"""The one training loop of iirsnn: any task, any network, checkpointed, resumable bit for bit.
+
+Protocol: the validation split (the task's own, or carved from the training data with a fixed seed)
+selects the model; the test split is scored once with the selected model at the end (``results.json``,
+``selected``). With ``test_every_epoch`` the test split is also scored after every epoch, and the
+maximum over epochs (test-set selection, what the paper's authors report) is given beside it, labelled.
+
+A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one line per epoch),
+``checkpoint-last.pt`` (every epoch, and every ``checkpoint_every`` steps), ``checkpoint-best.pt``
+(the validation-selected epoch), ``results.json`` at the end, and ``figures/``. Everything random is
+drawn from seeds or from torch's generator, whose state the checkpoints keep, so that a run resumed
+from any checkpoint ends with the same weights and metrics as an uninterrupted one (on the CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from iirsnn.atomic import atomic_path, atomic_write_json, atomic_write_text
+from iirsnn.data.task_builders import build_task
+from iirsnn.train import build, checkpoint
+from iirsnn.train.config import ConfigError, ExperimentConfig, config_from_dict, dump_config
+from iirsnn.train.encoders import make_encoder
+from iirsnn.train.metrics import FiringRates, Score, evaluate, score_batch
+
+TIMING_KEYS = ("seconds", "samples_per_s")  # the fields of metrics that differ between identical runs
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def selection_metric(record: dict) -> tuple[str, float]:
+    """(description, value; higher is better) by which an epoch is selected: validation accuracy (or F1 for
+    reconstruction), the training split's when there is no validation split."""
+    split = "val" if "val" in record else "train"
+    metric = "accuracy" if "accuracy" in record[split] else "f1"
+    return f"{split} {metric}", record[split][metric]
+
+
+class Trainer:
+    """Train ``cfg`` into ``run_dir``. ``root`` overrides ``cfg.data.root`` (where the data lie, not part of
+    the experiment). ``quiet`` hides the progress bar and the per-epoch lines."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False, root: str | None = None):
+        cfg.check()
+        self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
+        self.device = resolve_device(cfg.device)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        self.task = build_task(cfg.data.name, root if root is not None else cfg.data.root, cfg.data.options,
+                               seed=cfg.seed, val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
+        wanted = "reconstruction" if cfg.loss.name == "van_rossum" else "classification"
+        if self.task.kind != wanted:
+            raise ConfigError(f"loss.name {cfg.loss.name!r} needs a {wanted} task; {self.task.name!r} is a "
+                              f"{self.task.kind} task")
+        self.encode = make_encoder(cfg.encoder.name, cfg.encoder.options, self.task.static)
+        probe = self.encode(self.task.batch("train", torch.arange(1), 1).x)
+        self.input_shape = tuple(probe.shape[2:])
+        torch.manual_seed(cfg.seed)
+        self.model = build.build_model(cfg, self.task, self.input_shape).to(self.device)
+        self.optimizer = build.build_optimizer(cfg, self.model)
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.epochs_done, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.partial: dict = {}
+
+    # -- state -------------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"config": self.cfg.to_dict(), "model_build": self.model.build_config,
+                "input_shape": list(self.input_shape), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "epochs_done": self.epochs_done,
+                "step_in_epoch": self.step_in_epoch, "global_step": self.global_step, "partial": self.partial,
+                "history": self.history, "best": self.best, "rng": checkpoint.rng_state()}
+
+    def _restore(self, state: dict) -> None:
+        stored = config_from_dict(state["config"])
+        if stored != self.cfg:
+            diff = _differences(stored.to_dict(), self.cfg.to_dict())
+            raise ConfigError(f"{self.run_dir}: the checkpoint was written by another config; differing keys: "
+                              f"{', '.join(diff)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epochs_done, self.step_in_epoch = state["epochs_done"], state["step_in_epoch"]
+        self.global_step, self.partial = state["global_step"], state["partial"]
+        self.history, self.best = state["history"], state["best"]
+        checkpoint.restore_rng(state["rng"])
+
+    def _save_last(self) -> None:
+        checkpoint.save(self.run_dir / checkpoint.LAST, self._state())
+
+    def _write_metrics(self) -> None:
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def run(self, resume: bool = False, max_steps: int | None = None) -> dict | None:
+        """Train to ``cfg.epochs`` (continuing from the run directory's last checkpoint when ``resume``) and
+        return the results; ``max_steps`` stops after that many training steps in all, as if killed (no save
+        at that point: only the checkpoints already written remain), and returns None."""
+        last = self.run_dir / checkpoint.LAST
+        if resume:
+            self._restore(checkpoint.load(last))
+        elif last.exists():
+            raise ConfigError(f"{self.run_dir} already holds a run; resume it (--resume) or choose another directory")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "figures").mkdir(exist_ok=True)
+        atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        self._write_metrics()
+        rates = FiringRates(self.model)
+        try:
+            for epoch in range(self.epochs_done + 1, self.cfg.epochs + 1):
+                if not self._train_epoch(epoch, rates, max_steps):
+                    return None
+                self._end_epoch(epoch, rates)
+        finally:
+            rates.remove()
+        return self._finish()
+
+    def _train_epoch(self, epoch: int, rates: FiringRates, max_steps: int | None) -> bool:
+        cfg, task = self.cfg, self.task
+        lr = build.set_lr(cfg, self.optimizer, epoch)
+        n = task.size("train")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+        starts = list(range(0, n, cfg.batch))
+        score = Score(self.partial.get("score"))
+        rates.sums = dict(self.partial.get("rates", {}))
+        seconds = self.partial.get("seconds", 0.0)
+        self.model.train()
+        bar = tqdm(total=len(starts), initial=self.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=self.quiet, unit="batch")
+        for i in range(self.step_in_epoch, len(starts)):
+            t0 = time.perf_counter()
+            batch = task.batch("train", order[starts[i]:starts[i] + cfg.batch], epoch).to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            out = build.forward(self.model, self.encode(batch.x), batch)
+            loss = build.loss_of(cfg, self.model, out, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}, step {i + 1}: the loss is {float(loss)}")
+            loss.backward()
+            if cfg.optimizer.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.grad_clip)
+            self.optimizer.step()
+            score_batch(score, cfg, self.model, out, batch, loss.detach())
+            seconds += time.perf_counter() - t0
+            self.global_step += 1
+            self.step_in_epoch = i + 1
+            self.partial = {"score": score.state(), "rates": rates.state(), "seconds": seconds}
+            bar.update()
+            shown = {k: f"{v:.3f}" for k, v in score.result().items()}
+            bar.set_postfix(shown | {"samples/s": f"{score.sums['samples'] / seconds:.0f}"})
+            if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and i + 1 < len(starts):
+                self._save_last()
+            if max_steps is not None and self.global_step >= max_steps:
+                bar.close()
+                return False
+        bar.close()
+        self.partial["lr"] = lr
+        return True
+
+    def _end_epoch(self, epoch: int, rates: FiringRates) -> None:
+        cfg, task = self.cfg, self.task
+        score = Score(self.partial["score"])
+        train = score.result()
+        train["samples_per_s"] = score.sums["samples"] / max(self.partial["seconds"], 1e-9)
+        record = {"epoch": epoch, "step": self.global_step, "lr": self.partial["lr"],
+                  "seconds": self.partial["seconds"], "train": train}
+        for split in ("val", "test"):
+            if task.size(split) and (split == "val" or cfg.test_every_epoch):
+                record[split] = evaluate(cfg, self.model, task, split, self.encode, self.device, epoch)
+        record["firing_rates"] = rates.rates()
+        for name in rates.silent():
+            message = (f"{name} fired no spike in epoch {epoch}: its error signal is zero; raise the input gain or "
+                       "the weight scale, or lower the threshold")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self.history.append(record)
+        if task.kind == "reconstruction" and task.size("val"):
+            self._probe(epoch)
+        self.epochs_done, self.step_in_epoch, self.partial = epoch, 0, {}
+        what, value = selection_metric(record)
+        if self.best is None or value > self.best["value"]:
+            self.best = {"epoch": epoch, "metric": what, "value": value}
+            checkpoint.save(self.run_dir / checkpoint.BEST, self._state())  # before LAST: see docs/training.md
+        self._save_last()
+        self._write_metrics()
+        if not self.quiet:
+            tqdm.write(_epoch_line(record, cfg.epochs))
+
+    def _probe(self, epoch: int) -> None:
+        """Keep the output for the first validation sample (``probes.pt``: input, target, outputs per epoch),
+        for the reconstruction figure."""
+        path = self.run_dir / "probes.pt"
+        batch = self.task.batch("val", torch.arange(1), epoch).to(self.device)
+        self.model.eval()
+        with torch.no_grad():
+            out = build.forward(self.model, self.encode(batch.x), batch)[:, 0]
+        self.model.train()
+        probe = torch.load(path, weights_only=True) if path.exists() else {
+            "input": batch.x[:, 0].bool().cpu(), "target": batch.target[:, 0].bool().cpu(), "outputs": {}}
+        probe["outputs"] = {e: o for e, o in probe["outputs"].items() if e < epoch} | {epoch: out.bool().cpu()}
+        with atomic_path(path) as tmp:
+            torch.save(probe, tmp)
+
+    def _finish(self) -> dict:
+        best_state = checkpoint.load(self.run_dir / checkpoint.BEST)
+        model = checkpoint.rebuild_model(best_state).to(self.device)
+        results = {"experiment": self.cfg.experiment, "epochs": self.epochs_done,
+                   "selected": {"epoch": self.best["epoch"], "by": self.best["metric"],
+                                **{s: self.history[self.best["epoch"] - 1][s] for s in ("train", "val")
+                                   if s in self.history[self.best["epoch"] - 1]}},
+                   "train_seconds": sum(r["seconds"] for r in self.history)}
+        if self.task.size("test"):
+            results["selected"]["test"] = evaluate(self.cfg, model, self.task, "test", self.encode, self.device,
+                                                   confusion=True)
+        tested = [r for r in self.history if "test" in r]
+        if tested:
+            metric = "accuracy" if "accuracy" in tested[0]["test"] else "f1"
+            top = max(tested, key=lambda r: r["test"][metric])
+            results["max_test_over_epochs"] = {"epoch": top["epoch"], metric: top["test"][metric],
+                                               "note": "test-set selection (what the paper's authors report)"}
+        atomic_write_json(self.run_dir / "results.json", results)
+        return results
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    for split in ("train", "val", "test"):
+        if split in record:
+            shown = {k: v for k, v in record[split].items() if k in ("loss", "accuracy", "f1", "mse")}
+            parts.append(f"{split} " + " ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    parts.append(f"{record['seconds']:.1f} s, {record['train']['samples_per_s']:.0f} samples/s")
+    return " | ".join(parts)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict) and k != "options":
+            out += _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k} ({a.get(k)!r} in the checkpoint, {b.get(k)!r} now)")
+    return out
