@@ -21,6 +21,7 @@ QUICK = [
     ("mnist-mlp", [], 0.4),  # chance 0.1
     ("mnist-conv", [], 0.2),
     ("japanese-vowels", ["--model", "lstm"], 0.5),  # the LSTM baseline
+    ("nmnist", [], 0.15),  # chance 0.1 (SLAYER's subset, 200 samples)
 ]
 
 
@@ -61,3 +62,15 @@ def test_quick_associative_memory_writes_its_reconstruction_figure(tmp_path):
     assert probe["target"].shape == probe["input"].shape == (80, 40)
     assert (run / "figures" / "reconstruction.png").stat().st_size > 1000
     assert (run / "figures" / "curves.png").is_file()
+
+
+def test_quick_dvs_gesture_runs_end_to_end_on_the_sample_streams(tmp_path):
+    """Ten streams, one per gesture, as train and test alike: the pipeline (binning, cache, training, eval)
+    runs; no accuracy is claimed."""
+    _needs_data("dvs-gesture")
+    run = tmp_path / "run"
+    assert main(["train", "dvs-gesture", "--quick", "--out", str(run), "--quiet", "--no-figures"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    confusion = results["selected"]["test"]["confusion"]
+    assert len(confusion) == 11 and sum(map(sum, confusion)) == 10
+    assert [sum(row) for row in confusion][:10] == [1] * 10

@@ -160,6 +160,57 @@ def mnist(root: Root, seed: int, limit: int | None = None) -> Task:
                       description="MNIST digits, 1 x 28 x 28 analog pixels")
 
 
+def _frames(dataset, limit: int | None) -> SplitTensors:
+    """Event frames [N, T, 2, H, W] kept as uint8 (counts clipped at 255; the batches are float32)."""
+    index = range(len(dataset)) if limit is None or limit >= len(dataset) else \
+        torch.linspace(0, len(dataset) - 1, limit).round().long().tolist()
+    xs = [dataset[i][0].clamp(max=255).to(torch.uint8) for i in index]
+    return SplitTensors(torch.stack(xs), dataset.targets[list(index)].clone())
+
+
+def nmnist(root: Root, seed: int, release: str = "auto", steps: int = 30, duration_us: int = 300_000,
+           binary: bool = True, limit: int | None = None) -> Task:
+    """N-MNIST as event frames [steps, 2, 34, 34]: ``steps`` bins over the first ``duration_us`` of each
+    recording, 1 where a bin has any event when ``binary`` (OR), else the event count. ``release``:
+    ``"nmnist"`` (the original), ``"nmnist_small"`` (SLAYER's 1,000/100 subset) or ``"auto"`` (the original
+    when present)."""
+    from iirsnn.data.files import data_root
+    from iirsnn.data.nmnist import NMNIST
+
+    if release not in ("auto", "nmnist", "nmnist_small"):
+        raise ValueError(f"release must be 'auto', 'nmnist' or 'nmnist_small', got {release!r}")
+    if release == "auto":
+        release = "nmnist" if (data_root(root) / "nmnist").is_dir() else "nmnist_small"
+    splits = {split: _frames(NMNIST(root, train=train, T=steps, duration_us=duration_us, binary=binary,
+                                    name=release), limit) for split, train in (("train", True), ("test", False))}
+    return TensorTask("nmnist", "classification", splits, 10, [str(k) for k in range(10)],
+                      description=f"N-MNIST ({release}), {steps} {'OR' if binary else 'count'} bins over "
+                                  f"{duration_us / 1000:g} ms, 2 x 34 x 34")
+
+
+def dvs_gesture(root: Root, seed: int, release: str = "auto", steps: int = 30, duration_us: int = 1_450_000,
+                downsample: int = 4, binary: bool = True) -> Task:
+    """DVS128 Gesture as event frames [steps, 2, 128/d, 128/d] (11 classes as released, "other" included).
+    ``release="samples"`` (or ``"auto"`` without the IBM release) uses SLAYER's ten sample streams as both the
+    training and the test split: a smoke test of the pipeline, not an accuracy."""
+    from iirsnn.data.dvs_gesture import CLASSES, DVSGesture, DVSGestureSamples
+    from iirsnn.data.files import data_root
+
+    if release not in ("auto", "ibm", "samples"):
+        raise ValueError(f"release must be 'auto', 'ibm' or 'samples', got {release!r}")
+    if release == "auto":
+        release = "ibm" if (data_root(root) / "dvs128_gesture").is_dir() else "samples"
+    options = dict(T=steps, duration_us=duration_us, downsample=downsample, binary=binary)
+    if release == "ibm":
+        splits = {split: _frames(DVSGesture(root, train=train, **options), None)
+                  for split, train in (("train", True), ("test", False))}
+    else:
+        samples = _frames(DVSGestureSamples(root, **options), None)
+        splits = {"train": samples, "val": samples, "test": samples}
+    return TensorTask("dvs-gesture", "classification", splits, len(CLASSES), list(CLASSES),
+                      description=f"DVS128 Gesture ({release}), {steps} bins, {128 // downsample}^2 frames")
+
+
 TASKS: dict[str, TaskEntry] = {
     "spike-timing": TaskEntry(spike_timing, None, "generated spike-timing patterns (no data needed)"),
     "auslan": TaskEntry(auslan, "auslan_hq", "Australian Sign Language HQ, 95 signs"),
@@ -168,6 +219,8 @@ TASKS: dict[str, TaskEntry] = {
     "fsdd": TaskEntry(fsdd, "fsdd", "Free Spoken Digit Dataset (MFCC)"),
     "tidigits": TaskEntry(tidigits, "tidigits", "TIDIGITS isolated digits (MFCC)"),
     "mnist": TaskEntry(mnist, "mnist", "MNIST digits"),
+    "nmnist": TaskEntry(nmnist, "nmnist_small", "N-MNIST event frames (the original release, or SLAYER's subset)"),
+    "dvs-gesture": TaskEntry(dvs_gesture, "dvs128_gesture_slayer_samples", "DVS128 Gesture event frames"),
     "assoc-memory": TaskEntry(associative_memory, "associative_memory",
                               "associative memory: reconstruct ten 300 x 300 spike patterns from corrupted copies",
                               own_validation=True),

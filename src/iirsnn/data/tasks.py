@@ -110,7 +110,8 @@ class TensorTask(Task):
 
     def batch(self, split: str, index: torch.Tensor, epoch: int) -> Batch:
         s = self.splits[split].select(index)
-        x = s.x if self.static else s.x.transpose(0, 1).contiguous()
+        x = s.x if s.x.is_floating_point() else s.x.float()  # event frames are kept as bytes
+        x = x if self.static else x.transpose(0, 1).contiguous()
         target = None if s.target is None else s.target.transpose(0, 1).contiguous()
         return Batch(x, s.y, target, s.lengths)
 

@@ -97,6 +97,28 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
 ]}
 
 
+def _events(name: str, spec: str, batch: int, **options) -> Callable[[], ExperimentConfig]:
+    def config() -> ExperimentConfig:
+        return ExperimentConfig(
+            experiment=name, data=DataConfig(name, options=options),
+            model=ModelConfig(spec=spec, options={"learnable_synapse": True}),
+            optimizer=OptimizerConfig(lr=1e-4), schedule=ScheduleConfig("multistep", [50, 100], 0.1),
+            epochs=100, batch=batch)
+    return config
+
+
+RECIPES.update({r.name: r for r in [
+    Recipe("nmnist", "N-MNIST 64C3-P2-32C3-32C3-P2-256-10 on 2 x 34 x 34 frames, 30 OR-bins of 10 ms",
+           _events("nmnist", "64C3-P2-32C3-32C3-P2-256-10", 48, steps=30, duration_us=300_000),
+           ("epochs=3", "data.options.limit=200", "data.options.steps=10", "model.spec=8C3-P2-32-10",
+            "optimizer.lr=2e-3")),
+    Recipe("dvs-gesture", "DVS128 Gesture 32C7-32C3-32C3-256-11 on 2 x 32 x 32 frames (the ten sample streams "
+           "without the IBM release: a pipeline check, no accuracy)",
+           _events("dvs-gesture", "32C7-32C3-32C3-256-{outputs}", 16, steps=30),
+           ("epochs=2", "data.options.steps=8", "model.spec=4C7-P2-{outputs}", "optimizer.lr=2e-3")),
+]})
+
+
 def recipe(name: str) -> Recipe:
     """The recipe ``name``; ValueError listing the known ones otherwise."""
     if name not in RECIPES:
