@@ -16,9 +16,10 @@ def test_default_is_two_layers_of_300_and_gives_logits_per_sample():
     assert model(torch.randn(5, 0, 20)).shape == (0, 11)
 
 
-def test_logits_at_lengths_are_those_of_each_sample_cut_to_its_length():
+@pytest.mark.parametrize("readout", ["mean", "last"])
+def test_logits_at_lengths_are_those_of_each_sample_cut_to_its_length(readout):
     torch.manual_seed(0)
-    model = LSTMBaseline(input_size=4, n_classes=3, hidden=8).double()
+    model = LSTMBaseline(input_size=4, n_classes=3, hidden=8, readout=readout).double()
     x = torch.randn(9, 4, 4, dtype=torch.float64)
     lengths = torch.tensor([9, 1, 5, 3])
     padded = x.clone()
@@ -34,7 +35,7 @@ def test_build_config_rebuilds_the_same_network():
     torch.manual_seed(0)
     model = LSTMBaseline(input_size=6, n_classes=4, hidden=10, layers=3, dropout=0.25)
     assert model.build_config == {"kind": "lstm", "input_size": 6, "n_classes": 4, "hidden": 10, "layers": 3,
-                                  "dropout": 0.25}
+                                  "dropout": 0.25, "readout": "mean"}
     torch.manual_seed(1)
     again = lstm_from_config(dict(model.build_config))
     again.load_state_dict(model.state_dict())
@@ -44,7 +45,7 @@ def test_build_config_rebuilds_the_same_network():
                                rtol=0, atol=0)
     default = lstm_from_config({"kind": "lstm", "input_size": 6, "n_classes": 4})
     assert default.build_config == {"kind": "lstm", "input_size": 6, "n_classes": 4, "hidden": 300, "layers": 2,
-                                    "dropout": 0.0}
+                                    "dropout": 0.0, "readout": "mean"}
 
 
 @pytest.mark.parametrize("config, match", [
@@ -111,7 +112,7 @@ def test_it_learns_a_task_that_only_the_order_of_events_solves():
     x_train, y_train = _which_came_first(400, 30, gen)
     x_test, y_test = _which_came_first(200, 30, gen)
     torch.manual_seed(0)
-    model = LSTMBaseline(input_size=2, n_classes=2, hidden=16)
+    model = LSTMBaseline(input_size=2, n_classes=2, hidden=16, readout="last")  # the order is in the final state
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(15):
         for i in range(0, 400, 50):
@@ -121,3 +122,14 @@ def test_it_learns_a_task_that_only_the_order_of_events_solves():
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     assert accuracy >= 0.9, accuracy  # chance is 0.5
+
+
+def test_mean_readout_averages_the_top_outputs_over_the_valid_steps():
+    torch.manual_seed(0)
+    model = LSTMBaseline(input_size=3, n_classes=2, hidden=5, readout="mean").double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    out, _ = model.lstm(x)
+    expected = model.readout(torch.stack([out[:6, 0].mean(0), out[:2, 1].mean(0)]))
+    torch.testing.assert_close(model(x, torch.tensor([6, 2])), expected)
+    with pytest.raises(ValueError, match="readout must be"):
+        LSTMBaseline(3, 2, readout="max")
