@@ -46,12 +46,16 @@ def _assoc_memory() -> ExperimentConfig:
         optimizer=OptimizerConfig("adamw", lr=1e-3, weight_decay=0.01), epochs=50, batch=32, eval_batch=50)
 
 
-def _series(name: str, spec: str, epochs: int, gain: float, **data_options) -> Callable[[], ExperimentConfig]:
+def _series(name: str, spec: str, epochs: int, gain: float, tau: tuple[float, float] = (4.0, 1.0),
+            schedule: str = "none", dropout: float = 0.0, **data_options) -> Callable[[], ExperimentConfig]:
+    """A temporal task through the current-based LIF encoder, learned synapse kernels, Adam 1e-3, batch 32."""
     def config() -> ExperimentConfig:
+        options = {"learnable_synapse": True, **({"dropout": dropout} if dropout else {})}
         return ExperimentConfig(
             experiment=name, data=DataConfig(name if name != "spoken-digits" else "fsdd", options=data_options),
             encoder=EncoderConfig("current_lif", {"gain": gain, "split_sign": True}),
-            model=ModelConfig(spec=spec), optimizer=OptimizerConfig(lr=1e-3), epochs=epochs, batch=32)
+            model=ModelConfig(spec=spec, tau_m=tau[0], tau_s=tau[1], options=options),
+            optimizer=OptimizerConfig(lr=1e-3), schedule=ScheduleConfig(schedule), epochs=epochs, batch=32)
     return config
 
 
@@ -66,7 +70,8 @@ def _mnist(spec: str, encoder: str, name: str, batch: int) -> Callable[[], Exper
     return config
 
 
-_QUICK_SERIES = ("epochs=4", "model.spec=64-{outputs}", "optimizer.lr=3e-3")
+_QUICK_SERIES = ("epochs=4", "model.spec=64-{outputs}", "optimizer.lr=3e-3", "schedule.name=none",
+                 "model.options.dropout=0.0")
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("spike-timing", "5 spike-timing patterns, 64-5 (the embedded default: no data needed)", _spike_timing,
            ("epochs=10",)),
@@ -76,13 +81,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
             "data.options.neurons=40", "data.options.val_per_pattern=2", "data.options.test_per_pattern=2",
             "model.spec=64-40")),
     Recipe("auslan", "Australian Sign Language HQ, 22 channels through the current-based LIF encoder, 300-300-95",
-           _series("auslan", "300-300-95", 40, 0.5, length=60), _QUICK_SERIES,
+           _series("auslan", "300-300-95", 40, 0.5, schedule="cosine", dropout=0.2, length=60), _QUICK_SERIES,
            temporal=True),
     Recipe("japanese-vowels", "Japanese Vowels, 12 channels through the LIF encoder, 300-300-9",
-           _series("japanese-vowels", "300-300-9", 60, 0.5), _QUICK_SERIES, temporal=True),
+           _series("japanese-vowels", "300-300-9", 60, 1.0, tau=(8.0, 2.0)), _QUICK_SERIES, temporal=True),
     Recipe("spoken-digits", "FSDD spoken digits, MFCC 20 x 90 through the LIF encoder, 300-300-10 "
-           "(data.options.split=speakers: speaker-independent)", _series("spoken-digits", "300-300-10", 40, 0.5),
-           (*_QUICK_SERIES, "data.options.limit=300"), temporal=True),
+           "(data.options.split=speakers: speaker-independent)", _series("spoken-digits", "300-300-10", 40, 0.5,
+                                                                           schedule="cosine"),
+           (*_QUICK_SERIES, "data.options.limit=600"), temporal=True),
     Recipe("tidigits", "TIDIGITS isolated digits, MFCC 20 x 90 through the LIF encoder, 300-300-11",
            _series("tidigits", "300-300-11", 40, 0.5), _QUICK_SERIES, temporal=True),
     Recipe("uea", "a UEA/UCR multivariate problem (--problem NAME --data-dir DIR), 300-300-K",
