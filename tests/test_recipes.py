@@ -74,3 +74,25 @@ def test_quick_dvs_gesture_runs_end_to_end_on_the_sample_streams(tmp_path):
     confusion = results["selected"]["test"]["confusion"]
     assert len(confusion) == 11 and sum(map(sum, confusion)) == 10
     assert [sum(row) for row in confusion][:10] == [1] * 10
+
+
+def test_the_uea_recipe_trains_on_a_problem_a_user_brings(tmp_path):
+    """A UEA .ts problem written here (two classes: channel 0 above or below zero, noise on channel 1)."""
+    from test_data_uea import write_ts
+
+    g = torch.Generator().manual_seed(0)
+    problem = tmp_path / "Levels"
+    problem.mkdir()
+    for split, n in (("TRAIN", 80), ("TEST", 40)):
+        labels = [["up", "down"][i % 2] for i in range(n)]
+        series = []
+        for label in labels:
+            level = torch.full((20,), 1.0 if label == "up" else -1.0) + 0.3 * torch.randn(20, generator=g)
+            series.append(torch.stack([level, torch.randn(20, generator=g)], 1))
+        write_ts(problem / f"Levels_{split}.ts", series, labels, ["up", "down"])
+    run = tmp_path / "run"
+    assert main(["train", "uea", "--quick", "--problem", "Levels", "--data-dir", str(tmp_path), "--epochs", "6",
+                 "--out", str(run), "--quiet", "--no-figures"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["selected"]["test"]["accuracy"] >= 0.9  # chance 0.5
+    assert main(["train", "uea", "--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
