@@ -100,6 +100,7 @@ def test_config_yaml_round_trips_and_trains_again(tmp_path):
     (["--model", "lstm"], "temporal recipes"),
     (["--set", "loss.name=van_rossum"], "reconstruction task"),
     (["--set", "device=tpu"], "device"),
+    (["--set", "model.calibrate=[0.5, 0.1]"], "model.calibrate"),
 ])
 def test_config_errors_name_the_key_before_training(tmp_path, capsys, args, message):
     assert main(["train", "spike-timing", "--out", str(tmp_path / "run"), "--quiet", *args]) == 2

@@ -71,6 +71,10 @@ class ModelConfig:
     options: dict = field(default_factory=dict)  # from_spec options (iirsnn.models.DEFAULT_OPTIONS)
     hidden: int = 300  # LSTM units per layer
     layers: int = 2  # LSTM layers
+    # [low, high]: before training, scale each spiking layer's weights until it fires at a rate in this range
+    # on calibrate_samples training samples (iirsnn.init.calibrate_); None: the initialisation as built
+    calibrate: list | None = None
+    calibrate_samples: int = 40
 
 
 @dataclass
@@ -149,6 +153,11 @@ class ExperimentConfig:
             raise ConfigError(f"schedule.min_factor must lie in [0, 1], got {self.schedule.min_factor}")
         if any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in self.schedule.milestones):
             raise ConfigError(f"schedule.milestones must be positive epoch numbers, got {self.schedule.milestones}")
+        if self.model.calibrate is not None:
+            c = self.model.calibrate
+            if len(c) != 2 or not all(isinstance(v, (int, float)) for v in c) or not 0 <= c[0] < c[1] <= 1:
+                raise ConfigError(f"model.calibrate must be [low, high] with 0 <= low < high <= 1, got {c}")
+            _at_least("model.calibrate_samples", self.model.calibrate_samples, 1)
         if self.model.kind == "snn":
             _positive("model.tau_m", self.model.tau_m)
             _positive("model.tau_s", self.model.tau_s)

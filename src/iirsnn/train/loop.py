@@ -113,6 +113,8 @@ class Trainer:
             self._restore(checkpoint.load(last))
         elif last.exists():
             raise ConfigError(f"{self.run_dir} already holds a run; resume it (--resume) or choose another directory")
+        elif self.cfg.model.calibrate is not None:
+            self._calibrate()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "figures").mkdir(exist_ok=True)
         atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
@@ -126,6 +128,18 @@ class Trainer:
         finally:
             rates.remove()
         return self._finish()
+
+    def _calibrate(self) -> None:
+        """Scale the initial weights layer by layer to ``model.calibrate``'s firing range on training samples."""
+        from iirsnn.init import calibrate_
+
+        if not build.is_spiking(self.model):
+            raise ConfigError("model.calibrate applies to spiking networks only")
+        m = self.cfg.model
+        count = min(m.calibrate_samples, self.task.size("train"))
+        batch = self.task.batch("train", torch.arange(count), 1).to(self.device)
+        with torch.no_grad():
+            calibrate_(self.model, self.encode(batch.x), low=float(m.calibrate[0]), high=float(m.calibrate[1]))
 
     def _train_epoch(self, epoch: int, rates: FiringRates, max_steps: int | None) -> bool:
         cfg, task = self.cfg, self.task
