@@ -32,21 +32,27 @@ class TaskEntry:
     own_validation: bool = False
 
 
-def _stack(dataset, n: int | None = None) -> SplitTensors:
-    """The first ``n`` (default all) samples ``(x, label)`` of a dataset as :class:`SplitTensors`."""
-    count = len(dataset) if n is None else min(n, len(dataset))
-    xs, ys = zip(*(dataset[i] for i in range(count)), strict=True)
+def _evenly_spaced(n: int, limit: int | None) -> list[int]:
+    """Indices of at most ``limit`` of ``n`` samples, evenly spaced (so that data ordered by class keep every
+    class); all of them when ``limit`` is None or not below ``n``."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return torch.linspace(0, n - 1, limit).round().long().tolist()
+
+
+def _stack(dataset, limit: int | None = None) -> SplitTensors:
+    """The samples ``(x, label)`` of a dataset (at most ``limit``, :func:`_evenly_spaced`) as :class:`SplitTensors`."""
+    index = _evenly_spaced(len(dataset), limit)
+    xs, ys = zip(*(dataset[i] for i in index), strict=True)
     lengths = getattr(dataset, "valid_lengths", None)
     return SplitTensors(torch.stack(xs), torch.tensor(ys, dtype=torch.long),
-                        lengths=None if lengths is None else lengths[:count].clone())
+                        lengths=None if lengths is None else lengths[index].clone())
 
 
 def _limited(split: SplitTensors, limit: int | None) -> SplitTensors:
-    """At most ``limit`` samples, evenly spaced over the split (so that a split ordered by class keeps every class)."""
+    """At most ``limit`` samples of an in-memory split (:func:`_evenly_spaced`)."""
     n = split.x.shape[0]
-    if limit is None or limit >= n:
-        return split
-    return split.select(torch.linspace(0, n - 1, limit).round().long())
+    return split if limit is None or limit >= n else split.select(torch.tensor(_evenly_spaced(n, limit)))
 
 
 def spike_timing(root: Root, seed: int, classes: int = 5, channels: int = 40, steps: int = 60,
@@ -68,7 +74,7 @@ def spike_timing(root: Root, seed: int, classes: int = 5, channels: int = 40, st
 def _series_splits(train_set, test_set, limit: int | None = None) -> dict[str, SplitTensors]:
     stats = train_set.channel_stats()
     train_set.normalize = test_set.normalize = stats
-    return {"train": _limited(_stack(train_set), limit), "test": _limited(_stack(test_set), limit)}
+    return {"train": _stack(train_set, limit), "test": _stack(test_set, limit)}
 
 
 def auslan(root: Root, seed: int, length: int = 60, mode: str = "resample", test_session: int = 9,
@@ -129,7 +135,7 @@ def fsdd(root: Root, seed: int, split: str = "standard", held_out_speakers: Sequ
         files = None
         if limit is not None:  # MFCC of the chosen recordings only
             names = [r.name for r in FSDD(root, split_name, held_out_speakers=held, mfcc=mfcc, cache=False).recordings]
-            files = [names[i] for i in torch.linspace(0, len(names) - 1, min(limit, len(names))).round().long()]
+            files = [names[i] for i in _evenly_spaced(len(names), limit)]
         parts.append(_stack(FSDD(root, split_name, held_out_speakers=held, files=files, mfcc=mfcc)))
     return TensorTask("fsdd", "classification", _standardised(*parts), len(CLASSES), list(CLASSES),
                       description=f"FSDD spoken digits, MFCC {n_mfcc} x {n_frames}, {split} split")
@@ -162,10 +168,9 @@ def mnist(root: Root, seed: int, limit: int | None = None) -> Task:
 
 def _frames(dataset, limit: int | None) -> SplitTensors:
     """Event frames [N, T, 2, H, W] kept as uint8 (counts clipped at 255; the batches are float32)."""
-    index = range(len(dataset)) if limit is None or limit >= len(dataset) else \
-        torch.linspace(0, len(dataset) - 1, limit).round().long().tolist()
+    index = _evenly_spaced(len(dataset), limit)
     xs = [dataset[i][0].clamp(max=255).to(torch.uint8) for i in index]
-    return SplitTensors(torch.stack(xs), dataset.targets[list(index)].clone())
+    return SplitTensors(torch.stack(xs), dataset.targets[index].clone())
 
 
 def nmnist(root: Root, seed: int, release: str = "auto", steps: int = 30, duration_us: int = 300_000,

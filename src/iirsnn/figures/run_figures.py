@@ -57,20 +57,18 @@ def draw_run(run_dir: str | Path, root: str | None = None) -> list[Path]:
 
 def _rate_map(state: dict, model: torch.nn.Module, path: Path, root: str | None) -> Path | None:
     """Figure 4 from the first hidden layer's rates on up to 64 test samples (None: a one-layer network)."""
-    from iirsnn.data.task_builders import build_task
     from iirsnn.nn import SpikingLayer
+    from iirsnn.train import build
     from iirsnn.train.config import config_from_dict
-    from iirsnn.train.encoders import make_encoder
 
     layers = [m for m in model.modules() if isinstance(m, SpikingLayer)]
     if len(layers) < 2:
         return None
     cfg = config_from_dict(state["config"])
-    task = build_task(cfg.data.name, root if root is not None else cfg.data.root, cfg.data.options, seed=cfg.seed,
-                      val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
+    task = build.task_of(cfg, root)
     split = "test" if task.size("test") else "val"
     batch = task.batch(split, torch.arange(min(RATE_MAP_SAMPLES, task.size(split))), 1)
-    encode = make_encoder(cfg.encoder.name, cfg.encoder.options, task.static)
+    encode = build.encoder_of(cfg, task)
     seen = {}
     handle = layers[0].register_forward_hook(lambda m, i, o: seen.setdefault("spikes", o.detach()))
     model.eval()

@@ -1,14 +1,30 @@
-"""What a config builds: the network, its loss and predictions, the optimizer and the learning-rate schedule."""
+"""What a config builds: the task and its encoder, the network, its loss and predictions, the optimizer and the
+learning-rate schedule."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
+from iirsnn.data.task_builders import build_task
 from iirsnn.data.tasks import Batch, Task
 from iirsnn.functional.losses import spike_count_cross_entropy, van_rossum_distance
 from iirsnn.train.config import ConfigError, ExperimentConfig
+from iirsnn.train.encoders import make_encoder
+
+
+def task_of(cfg: ExperimentConfig, root: str | None = None) -> Task:
+    """The task of ``cfg.data`` with its validation split; ``root`` (where the data lie) overrides ``data.root``."""
+    d = cfg.data
+    return build_task(d.name, root if root is not None else d.root, d.options, seed=cfg.seed,
+                      val_fraction=d.val_fraction, split_seed=d.split_seed)
+
+
+def encoder_of(cfg: ExperimentConfig, task: Task) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The encoder of ``cfg.encoder`` for the task's input."""
+    return make_encoder(cfg.encoder.name, cfg.encoder.options, task.static)
 
 
 def build_model(cfg: ExperimentConfig, task: Task, input_shape: tuple[int, ...]) -> torch.nn.Module:

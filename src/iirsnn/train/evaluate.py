@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iirsnn.data.task_builders import build_task
-from iirsnn.train import checkpoint
+from iirsnn.train import build, checkpoint
 from iirsnn.train.config import config_from_dict
-from iirsnn.train.encoders import make_encoder
 from iirsnn.train.loop import resolve_device
 from iirsnn.train.metrics import evaluate
 
@@ -25,13 +23,12 @@ def evaluate_checkpoint(path: str | os.PathLike, split: str = "test", root: str 
         path = path / checkpoint.BEST
     state = checkpoint.load(path)
     cfg = config_from_dict(state["config"])
-    task = build_task(cfg.data.name, root if root is not None else cfg.data.root, cfg.data.options, seed=cfg.seed,
-                      val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
+    task = build.task_of(cfg, root)
     if not task.size(split):
         raise ValueError(f"task {task.name!r} has no {split!r} split")
     target = resolve_device(device)
     model = checkpoint.rebuild_model(state).to(target)
-    encode = make_encoder(cfg.encoder.name, cfg.encoder.options, task.static)
+    encode = build.encoder_of(cfg, task)
     result = evaluate(cfg, model, task, split, encode, target, confusion=True)
     return {"checkpoint": str(path), "epoch": state["epochs_done"], "split": split, "samples": task.size(split),
             "classes": task.classes, **result}

@@ -23,10 +23,8 @@ import torch
 from tqdm import tqdm
 
 from iirsnn.atomic import atomic_path, atomic_write_json, atomic_write_text
-from iirsnn.data.task_builders import build_task
 from iirsnn.train import build, checkpoint
 from iirsnn.train.config import ConfigError, ExperimentConfig, config_from_dict, dump_config
-from iirsnn.train.encoders import make_encoder
 from iirsnn.train.metrics import FiringRates, Score, evaluate, score_batch
 
 TIMING_KEYS = ("seconds", "samples_per_s")  # the fields of metrics that differ between identical runs
@@ -59,13 +57,12 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
-        self.task = build_task(cfg.data.name, root if root is not None else cfg.data.root, cfg.data.options,
-                               seed=cfg.seed, val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
+        self.task = build.task_of(cfg, root)
         wanted = "reconstruction" if cfg.loss.name == "van_rossum" else "classification"
         if self.task.kind != wanted:
             raise ConfigError(f"loss.name {cfg.loss.name!r} needs a {wanted} task; {self.task.name!r} is a "
                               f"{self.task.kind} task")
-        self.encode = make_encoder(cfg.encoder.name, cfg.encoder.options, self.task.static)
+        self.encode = build.encoder_of(cfg, self.task)
         probe = self.encode(self.task.batch("train", torch.arange(1), 1).x)
         self.input_shape = tuple(probe.shape[2:])
         torch.manual_seed(cfg.seed)

@@ -75,9 +75,9 @@ def evaluate(cfg: ExperimentConfig, model: torch.nn.Module, task: Task, split: s
 class FiringRates:
     """Spikes per neuron and step of every :class:`SpikingLayer` of ``model`` while it trains (forward hooks)."""
 
-    def __init__(self, model: torch.nn.Module, state: dict | None = None) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         self.layers = {name: m for name, m in model.named_modules() if isinstance(m, SpikingLayer)}
-        self.sums = dict(state or {})
+        self.sums: dict[str, tuple[float, int]] = {}  # layer -> (spikes, neuron-steps); state() carries it
         self._handles = [m.register_forward_hook(self._hook(name)) for name, m in self.layers.items()]
 
     def _hook(self, name: str):
@@ -93,9 +93,6 @@ class FiringRates:
     def silent(self) -> list[str]:
         """Names of the layers that fired no spike since the last reset."""
         return [f"layer{name}" for name, (s, c) in self.sums.items() if c and s == 0]
-
-    def reset(self) -> None:
-        self.sums = {}
 
     def state(self) -> dict:
         return dict(self.sums)
