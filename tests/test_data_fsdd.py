@@ -146,3 +146,25 @@ def test_a_file_name_outside_the_convention_is_named(small_copy):
 
 def test_remotes_are_empty_because_upstream_has_no_checksummed_archive():
     assert fsdd.REMOTES == []
+
+
+def test_speaker_task_validates_on_its_own_speakers_and_normalises_each_utterance(shared_data):
+    from iirsnn.data.task_builders import build_task
+
+    options = {"split": "speakers", "held_out_speakers": ["theo"], "val_speakers": ["george"], "limit": 40}
+    plain = build_task("fsdd", shared_data, options)
+    cmvn = build_task("fsdd", shared_data, {**options, "normalize": "utterance"})
+    assert {s: cmvn.size(s) for s in ("train", "val", "test")} == {"train": 40, "val": 40, "test": 40}
+    assert "validation speakers george" in cmvn.description
+    for split in ("train", "val", "test"):
+        # every utterance's mean per channel is the same after its own normalisation (not without it)
+        assert float(cmvn.splits[split].x.mean(1).std(0).max()) < 1e-4
+        assert float(plain.splits[split].x.mean(1).std(0).max()) > 0.1
+    # the validation speaker's recordings are neither training nor test samples
+    assert not any(torch.equal(v, t) for v in plain.splits["val"].x for t in plain.splits["train"].x)
+    with pytest.raises(ValueError, match="overlap"):
+        build_task("fsdd", shared_data, {**options, "val_speakers": ["theo"]})
+    with pytest.raises(ValueError, match="needs split='speakers'"):
+        build_task("fsdd", shared_data, {"val_speakers": ["george"]})
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        build_task("fsdd", shared_data, {**options, "normalize": "speaker"})

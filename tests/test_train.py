@@ -58,6 +58,20 @@ def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path, stop_at):
     assert whole["selected"]["test"] == resumed["selected"]["test"]
 
 
+def test_an_augmented_run_resumes_bitwise_and_differs_from_a_plain_one(tmp_path):
+    cfg = _small("epochs=2", "checkpoint_every=3", "augment.noise=0.3", "augment.shift=2", "augment.channel_mask=4")
+    whole = Trainer(cfg, tmp_path / "whole", quiet=True).run()
+    assert Trainer(cfg, tmp_path / "cut", quiet=True).run(max_steps=4) is None
+    resumed = Trainer(cfg, tmp_path / "cut", quiet=True).run(resume=True)
+    a, b = load(tmp_path / "whole" / LAST), load(tmp_path / "cut" / LAST)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert whole["selected"]["test"] == resumed["selected"]["test"]
+    Trainer(_small("epochs=2"), tmp_path / "plain", quiet=True).run()
+    plain = load(tmp_path / "plain" / LAST)
+    assert not all(torch.equal(a["model"][k], plain["model"][k]) for k in a["model"])
+
+
 def test_a_fresh_run_refuses_an_occupied_directory_and_resume_a_changed_config(tmp_path):
     cfg = _small("epochs=1")
     Trainer(cfg, tmp_path / "run", quiet=True).run()
@@ -101,11 +115,20 @@ def test_config_yaml_round_trips_and_trains_again(tmp_path):
     (["--set", "loss.name=van_rossum"], "reconstruction task"),
     (["--set", "device=tpu"], "device"),
     (["--set", "model.calibrate=[0.5, 0.1]"], "model.calibrate"),
+    (["--set", "augment.warp=1.5"], "augment.warp"),
+    (["--set", "augment.noise=-1"], "augment.noise"),
+    (["--set", "augment.shfit=2"], "augment.shfit"),
 ])
 def test_config_errors_name_the_key_before_training(tmp_path, capsys, args, message):
     assert main(["train", "spike-timing", "--out", str(tmp_path / "run"), "--quiet", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / LAST).exists()
+
+
+def test_augmentation_of_a_reconstruction_task_is_refused(tmp_path, capsys):
+    assert main(["train", "assoc-memory", "--quick", "--set", "augment.noise=0.1", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    assert "augment applies to the classification of series" in capsys.readouterr().err
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

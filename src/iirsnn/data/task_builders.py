@@ -111,44 +111,69 @@ def uea(root: Root, seed: int, problem: str = "", length: int | None = None, mod
                       description=f"UEA {problem}, {train.series[0].shape[1]} channels, {train.length} frames")
 
 
-def _standardised(train: SplitTensors, test: SplitTensors) -> dict[str, SplitTensors]:
-    """Per-channel standardisation of [N, T, C] features with the training split's statistics."""
-    frames = train.x.reshape(-1, train.x.shape[-1])
+NORMALIZATIONS = ("channels", "utterance")
+
+
+def _standardised(parts: dict[str, SplitTensors], normalize: str = "channels") -> dict[str, SplitTensors]:
+    """Per-channel standardisation of [N, T, C] features with the training split's statistics; with
+    ``normalize="utterance"`` each utterance is first standardised per channel over its own frames (cepstral
+    mean and variance normalisation: it removes a speaker's and a microphone's constant offsets)."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
+    if normalize == "utterance":
+        parts = {name: SplitTensors((s.x - s.x.mean(1, keepdim=True)) / s.x.std(1, keepdim=True).clamp(min=1e-6),
+                                    s.y, s.target, s.lengths) for name, s in parts.items()}
+    frames = parts["train"].x.reshape(-1, parts["train"].x.shape[-1])
     mean, std = frames.mean(0), frames.std(0).clamp(min=1e-6)
-    return {name: SplitTensors((s.x - mean) / std, s.y, s.target, s.lengths)
-            for name, s in (("train", train), ("test", test))}
+    return {name: SplitTensors((s.x - mean) / std, s.y, s.target, s.lengths) for name, s in parts.items()}
 
 
 def fsdd(root: Root, seed: int, split: str = "standard", held_out_speakers: Sequence[str] = ("theo",),
-         n_mfcc: int = 20, n_frames: int = 90, limit: int | None = None) -> Task:
+         val_speakers: Sequence[str] = (), normalize: str = "channels", n_mfcc: int = 20, n_frames: int = 90,
+         limit: int | None = None) -> Task:
     """Free Spoken Digit Dataset as MFCC [n_frames, n_mfcc]: ``split="standard"`` (repetitions 0-4 of every
-    speaker are the test set) or ``"speakers"`` (``held_out_speakers`` are the test set)."""
+    speaker are the test set) or ``"speakers"`` (``held_out_speakers`` are the test set, and
+    ``val_speakers``, when given, the validation set: a speaker-independent selection). ``normalize``:
+    see :func:`_standardised`."""
     from iirsnn.data.audio import MfccConfig
     from iirsnn.data.fsdd import CLASSES, FSDD
 
     if split not in ("standard", "speakers"):
         raise ValueError(f"fsdd split must be 'standard' or 'speakers', got {split!r}")
-    held = list(held_out_speakers) if split == "speakers" else None
+    if isinstance(held_out_speakers, str) or isinstance(val_speakers, str):
+        raise ValueError("held_out_speakers and val_speakers must be lists of speaker names")
+    if val_speakers and split != "speakers":
+        raise ValueError("val_speakers needs split='speakers'")
+    if set(val_speakers) & set(held_out_speakers):
+        raise ValueError(f"val_speakers {list(val_speakers)} overlap the held-out test speakers "
+                         f"{list(held_out_speakers)}")
     mfcc = MfccConfig(n_mfcc=n_mfcc, n_frames=n_frames)
-    parts = []
-    for split_name in ("train", "test"):
+    # (the FSDD split, the speakers it holds out: the test split holds exactly those)
+    plan = {"train": ("train", [*held_out_speakers, *val_speakers]), "test": ("test", list(held_out_speakers))}
+    if val_speakers:
+        plan["val"] = ("test", list(val_speakers))
+    parts = {}
+    for name, (fsdd_split, held) in plan.items():
+        held = held if split == "speakers" else None
         files = None
         if limit is not None:  # MFCC of the chosen recordings only
-            names = [r.name for r in FSDD(root, split_name, held_out_speakers=held, mfcc=mfcc, cache=False).recordings]
+            names = [r.name for r in FSDD(root, fsdd_split, held_out_speakers=held, mfcc=mfcc, cache=False).recordings]
             files = [names[i] for i in _evenly_spaced(len(names), limit)]
-        parts.append(_stack(FSDD(root, split_name, held_out_speakers=held, files=files, mfcc=mfcc)))
-    return TensorTask("fsdd", "classification", _standardised(*parts), len(CLASSES), list(CLASSES),
-                      description=f"FSDD spoken digits, MFCC {n_mfcc} x {n_frames}, {split} split")
+        parts[name] = _stack(FSDD(root, fsdd_split, held_out_speakers=held, files=files, mfcc=mfcc))
+    described = f"{split} split" + (f", validation speakers {', '.join(val_speakers)}" if val_speakers else "")
+    return TensorTask("fsdd", "classification", _standardised(parts, normalize), len(CLASSES), list(CLASSES),
+                      description=f"FSDD spoken digits, MFCC {n_mfcc} x {n_frames}, {described}, {normalize} "
+                                  "normalisation")
 
 
-def tidigits(root: Root, seed: int, n_mfcc: int = 20, n_frames: int = 90) -> Task:
+def tidigits(root: Root, seed: int, normalize: str = "channels", n_mfcc: int = 20, n_frames: int = 90) -> Task:
     """TIDIGITS isolated digits (11 classes) as MFCC [n_frames, n_mfcc], the corpus' own train/test split."""
     from iirsnn.data.audio import MfccConfig
     from iirsnn.data.tidigits import CLASSES, TIDIGITS
 
     mfcc = MfccConfig(n_mfcc=n_mfcc, n_frames=n_frames)
-    parts = [_stack(TIDIGITS(root, s, mfcc=mfcc)) for s in ("train", "test")]
-    return TensorTask("tidigits", "classification", _standardised(*parts), len(CLASSES), list(CLASSES),
+    parts = {s: _stack(TIDIGITS(root, s, mfcc=mfcc)) for s in ("train", "test")}
+    return TensorTask("tidigits", "classification", _standardised(parts, normalize), len(CLASSES), list(CLASSES),
                       description=f"TIDIGITS isolated digits, MFCC {n_mfcc} x {n_frames}")
 
 

@@ -105,6 +105,18 @@ class ScheduleConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentation of series (``train/augment.py``); every transform off by default."""
+
+    warp: float = 0.0  # stretch each sample in time by a factor in [1 - warp, 1 + warp]
+    shift: int = 0  # delay each sample by 0 .. shift frames
+    scale: float = 0.0  # multiply each sample by exp(N(0, scale^2))
+    noise: float = 0.0  # add N(0, noise^2) to every value
+    time_mask: int = 0  # zero a run of up to this many frames
+    channel_mask: int = 0  # zero a run of up to this many channels
+
+
+@dataclass
 class ExperimentConfig:
     """One training run. ``epochs`` and ``batch`` are per run; ``seed`` fixes initialisation, data order,
     corruption and encoding noise; ``test_every_epoch`` also scores the test split each epoch, for the
@@ -113,6 +125,7 @@ class ExperimentConfig:
     experiment: str = "custom"
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -138,6 +151,12 @@ class ExperimentConfig:
         for key in ("epochs", "batch", "eval_batch"):
             _at_least(key, getattr(self, key), 1)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
+        for key in ("shift", "time_mask", "channel_mask", "scale", "noise"):
+            value = getattr(self.augment, key)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"augment.{key} must be a finite number >= 0, got {value}")
+        if not 0 <= self.augment.warp < 1:
+            raise ConfigError(f"augment.warp must lie in [0, 1), got {self.augment.warp}")
         _at_least("schedule.warmup_epochs", self.schedule.warmup_epochs, 0)
         if self.threads is not None:
             _at_least("threads", self.threads, 1)

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from iirsnn.atomic import atomic_path, atomic_write_json, atomic_write_text
-from iirsnn.train import build, checkpoint
+from iirsnn.train import augment, build, checkpoint
 from iirsnn.train.config import ConfigError, ExperimentConfig, config_from_dict, dump_config
 from iirsnn.train.metrics import FiringRates, Score, evaluate, score_batch
 
@@ -39,12 +39,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def selection_metric(record: dict) -> tuple[str, float]:
-    """(description, value; higher is better) by which an epoch is selected: validation accuracy (or F1 for
-    reconstruction), the training split's when there is no validation split."""
+def selection_metric(record: dict) -> tuple[str, float, float]:
+    """(description, value, loss) by which an epoch is selected: validation accuracy (or F1 for reconstruction),
+    the training split's when there is no validation split; the higher value wins, and of equal values the
+    lower loss (a small validation split gives many epochs the same accuracy)."""
     split = "val" if "val" in record else "train"
     metric = "accuracy" if "accuracy" in record[split] else "f1"
-    return f"{split} {metric}", record[split][metric]
+    return f"{split} {metric} (ties: lower loss)", record[split][metric], record[split]["loss"]
 
 
 class Trainer:
@@ -62,6 +63,10 @@ class Trainer:
         if self.task.kind != wanted:
             raise ConfigError(f"loss.name {cfg.loss.name!r} needs a {wanted} task; {self.task.name!r} is a "
                               f"{self.task.kind} task")
+        self.augmenting = augment.active(cfg.augment)
+        if self.augmenting and (self.task.static or self.task.kind != "classification"):
+            raise ConfigError(f"augment applies to the classification of series; task {self.task.name!r} is a "
+                              f"{'static' if self.task.static else 'series'} {self.task.kind} task")
         self.encode = build.encoder_of(cfg, self.task)
         probe = self.encode(self.task.batch("train", torch.arange(1), 1).x)
         self.input_shape = tuple(probe.shape[2:])
@@ -152,7 +157,8 @@ class Trainer:
                    disable=self.quiet, unit="batch")
         for i in range(self.step_in_epoch, len(starts)):
             t0 = time.perf_counter()
-            batch = task.batch("train", order[starts[i]:starts[i] + cfg.batch], epoch).to(self.device)
+            batch = task.batch("train", order[starts[i]:starts[i] + cfg.batch], epoch)
+            batch = (augment.augment(batch, cfg.augment) if self.augmenting else batch).to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             out = build.forward(self.model, self.encode(batch.x), batch)
             loss = build.loss_of(cfg, self.model, out, batch)
@@ -198,9 +204,9 @@ class Trainer:
         if task.kind == "reconstruction" and task.size("val"):
             self._probe(epoch)
         self.epochs_done, self.step_in_epoch, self.partial = epoch, 0, {}
-        what, value = selection_metric(record)
-        if self.best is None or value > self.best["value"]:
-            self.best = {"epoch": epoch, "metric": what, "value": value}
+        what, value, loss = selection_metric(record)
+        if self.best is None or (value, -loss) > (self.best["value"], -self.best["loss"]):
+            self.best = {"epoch": epoch, "metric": what, "value": value, "loss": loss}
             checkpoint.save(self.run_dir / checkpoint.BEST, self._state())  # before LAST: see docs/training.md
         self._save_last()
         self._write_metrics()
