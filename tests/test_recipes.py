@@ -18,6 +18,7 @@ QUICK = [
     ("auslan", [], 0.2),  # chance 0.011
     ("japanese-vowels", [], 0.25),  # chance 0.11
     ("spoken-digits", [], 0.2),  # chance 0.1
+    ("spoken-digits-speakers", [], 0.2),  # a speaker never heard in training
     ("mnist-mlp", [], 0.4),  # chance 0.1
     ("mnist-conv", [], 0.2),
     ("japanese-vowels", ["--model", "lstm"], 0.5),  # the LSTM baseline

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from iirsnn.train.config import (
+    AugmentConfig,
     DataConfig,
     EncoderConfig,
     ExperimentConfig,
@@ -53,13 +54,16 @@ def _assoc_memory() -> ExperimentConfig:
 
 
 def _series(name: str, spec: str, epochs: int, gain: float, tau: tuple[float, float] = (4.0, 1.0),
-            schedule: str = "none", dropout: float = 0.0, **data_options) -> Callable[[], ExperimentConfig]:
-    """A temporal task through the current-based LIF encoder, learned synapse kernels, Adam 1e-3, batch 32."""
+            schedule: str = "none", dropout: float = 0.0, augment: AugmentConfig | None = None,
+            task: str | None = None, **data_options) -> Callable[[], ExperimentConfig]:
+    """The experiment ``name`` on a temporal task (``task``, default ``name``) through the current-based LIF
+    encoder, learned synapse kernels, Adam 1e-3, batch 32."""
     def config() -> ExperimentConfig:
         options = {"learnable_synapse": True, **({"dropout": dropout} if dropout else {})}
         return ExperimentConfig(
-            experiment=name, data=DataConfig(name if name != "spoken-digits" else "fsdd", options=data_options),
+            experiment=name, data=DataConfig(task or name, options=data_options),
             encoder=EncoderConfig("current_lif", {"gain": gain, "split_sign": True}),
+            augment=augment or AugmentConfig(),
             model=ModelConfig(spec=spec, tau_m=tau[0], tau_s=tau[1], options=options),
             optimizer=OptimizerConfig(lr=1e-3), schedule=ScheduleConfig(schedule), epochs=epochs, batch=32)
     return config
@@ -76,6 +80,7 @@ def _mnist(spec: str, encoder: str, name: str, batch: int) -> Callable[[], Exper
     return config
 
 
+_SPEECH_AUGMENT = AugmentConfig(warp=0.1, noise=0.3, time_mask=10, channel_mask=3)
 _QUICK_SERIES = ("epochs=4", "model.spec=64-{outputs}", "optimizer.lr=3e-3", "schedule.name=none",
                  "model.options.dropout=0.0")
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
@@ -89,11 +94,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("auslan", "Australian Sign Language HQ, 22 channels through the current-based LIF encoder, 300-300-95",
            _series("auslan", "300-300-95", 40, 0.5, schedule="cosine", dropout=0.2, length=60), _QUICK_SERIES,
            temporal=True),
-    Recipe("japanese-vowels", "Japanese Vowels, 12 channels through the LIF encoder, 300-300-9",
-           _series("japanese-vowels", "300-300-9", 60, 1.0, tau=(8.0, 2.0)), _QUICK_SERIES, temporal=True),
-    Recipe("spoken-digits", "FSDD spoken digits, MFCC 20 x 90 through the LIF encoder, 300-300-10 "
-           "(data.options.split=speakers: speaker-independent)", _series("spoken-digits", "300-300-10", 40, 0.5,
-                                                                           schedule="cosine"),
+    Recipe("japanese-vowels", "Japanese Vowels, 12 channels through the LIF encoder, 300-300-9, augmented",
+           _series("japanese-vowels", "300-300-9", 120, 1.0, tau=(8.0, 2.0), schedule="cosine",
+                   augment=AugmentConfig(noise=0.5, scale=0.2, channel_mask=3)), _QUICK_SERIES, temporal=True),
+    Recipe("spoken-digits", "FSDD spoken digits, MFCC 20 x 90 through the LIF encoder, 300-300-10, repetitions "
+           "0-4 as test", _series("spoken-digits", "300-300-10", 40, 0.5, schedule="cosine", task="fsdd"),
+           (*_QUICK_SERIES, "data.options.limit=600"), temporal=True),
+    Recipe("spoken-digits-speakers", "FSDD, speaker-independent: theo held out as test, george as validation; "
+           "each utterance normalised, augmented, 300-300-10",
+           _series("spoken-digits-speakers", "300-300-10", 40, 0.5, tau=(8.0, 2.0), schedule="cosine",
+                   augment=_SPEECH_AUGMENT, task="fsdd", split="speakers", held_out_speakers=["theo"],
+                   val_speakers=["george"], normalize="utterance"),
            (*_QUICK_SERIES, "data.options.limit=600"), temporal=True),
     Recipe("tidigits", "TIDIGITS isolated digits, MFCC 20 x 90 through the LIF encoder, 300-300-11",
            _series("tidigits", "300-300-11", 40, 0.5), _QUICK_SERIES, temporal=True),
