@@ -72,6 +72,17 @@ def test_an_augmented_run_resumes_bitwise_and_differs_from_a_plain_one(tmp_path)
     assert not all(torch.equal(a["model"][k], plain["model"][k]) for k in a["model"])
 
 
+def test_a_checkpoint_from_before_the_loss_tie_break_resumes(tmp_path):
+    """Checkpoints written before selection ties were broken by the validation loss hold no best loss."""
+    cfg = _small("epochs=2")
+    Trainer(cfg, tmp_path / "run", quiet=True).run(max_steps=7)  # killed in epoch 2, after its checkpoint
+    state = load(tmp_path / "run" / LAST)
+    del state["best"]["loss"]
+    torch.save(state, tmp_path / "run" / LAST)
+    results = Trainer(cfg, tmp_path / "run", quiet=True).run(resume=True)
+    assert results["epochs"] == 2 and results["selected"]["epoch"] in (1, 2)
+
+
 def test_a_fresh_run_refuses_an_occupied_directory_and_resume_a_changed_config(tmp_path):
     cfg = _small("epochs=1")
     Trainer(cfg, tmp_path / "run", quiet=True).run()

@@ -18,6 +18,8 @@ Validation and test batches are never augmented.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from iirsnn.data.tasks import Batch
@@ -26,7 +28,7 @@ from iirsnn.train.config import AugmentConfig
 
 def active(cfg: AugmentConfig) -> bool:
     """Whether any transform is set."""
-    return any(getattr(cfg, name) for name in ("warp", "shift", "scale", "noise", "time_mask", "channel_mask"))
+    return any(getattr(cfg, f.name) for f in dataclasses.fields(cfg))
 
 
 def augment(batch: Batch, cfg: AugmentConfig) -> Batch:

@@ -15,6 +15,7 @@ from any checkpoint ends with the same weights and metrics as an uninterrupted o
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -205,7 +206,9 @@ class Trainer:
             self._probe(epoch)
         self.epochs_done, self.step_in_epoch, self.partial = epoch, 0, {}
         what, value, loss = selection_metric(record)
-        if self.best is None or (value, -loss) > (self.best["value"], -self.best["loss"]):
+        # a checkpoint written before ties were broken by the loss has none: its best then keeps ties, as it did
+        best_loss = None if self.best is None else self.best.get("loss", -math.inf)
+        if self.best is None or (value, -loss) > (self.best["value"], -best_loss):
             self.best = {"epoch": epoch, "metric": what, "value": value, "loss": loss}
             checkpoint.save(self.run_dir / checkpoint.BEST, self._state())  # before LAST: see docs/training.md
         self._save_last()
