@@ -53,6 +53,12 @@ def kernels(model, length: int = 40) -> list[torch.Tensor]:
     return [impulse_response(s.alpha.detach(), s.beta.detach(), length) for s in synapses(model)]
 
 
+def spread_of(neuron) -> tuple:
+    """Smallest and largest membrane and reset time constants -1 / log(decay) of a layer's neurons."""
+    tau_m, tau_r = (-1 / torch.log(d.detach().double()) for d in (neuron.leak, neuron.reset_decay))
+    return tuple(rounded(x) for x in (tau_m.min(), tau_m.max(), tau_r.min(), tau_r.max()))
+
+
 def first_spike_step(model) -> set:
     return {int(torch.nonzero(k)[0]) for k in kernels(model)}
 
@@ -88,6 +94,8 @@ PROBES: dict[str, Probe] = {
                               lambda m: [(tuple(n.leak.shape), n.leak.requires_grad, n.reset_decay.requires_grad)
                                          for n in neurons(m)],
                               [((4, 1, 1), True, True), ((6,), True, True), ((3,), True, True)]),
+    "tau_m_spread": Probe({"tau_m_spread": 2.0}, lambda m: [spread_of(n) for n in neurons(m)],
+                          [(2.0, 8.0, 2.0, 8.0), (2.0, 8.0, 2.0, 8.0), (4.0, 4.0, 4.0, 4.0)]),
     "lag": Probe({"lag": 3}, first_spike_step, {3}),
     "normalize": Probe({"normalize": True}, lambda m: {rounded(k.max()) for k in kernels(m)}, {1.0}),
     "tau": Probe({"tau": 3.0}, lambda m: {rounded(s.alpha[0]) for s in synapses(m)}, {rounded(math.exp(-1 / 3))},
@@ -128,3 +136,17 @@ def test_option_reaches_the_built_layers(name, monkeypatch):
     built = probe.observe(from_spec(SPEC, SHAPE, tau_m=TAU_M, **base, **probe.options))
     assert default != probe.expected, f"the probe of {name} does not tell its value from the default"
     assert built == probe.expected, f"{name}={probe.options[name]!r} did not reach the layers: {built}"
+
+
+@pytest.mark.parametrize("spread", [0.5, float("inf"), True, "3"])
+def test_an_impossible_tau_m_spread_is_refused(spread):
+    with pytest.raises(ValueError, match="tau_m_spread"):
+        from_spec(SPEC, SHAPE, tau_m_spread=spread)
+
+
+def test_spread_time_constants_are_geometric_and_a_mismatched_tensor_is_refused():
+    taus = -1 / torch.log(from_spec("5-3", (4,), tau_m=6.0, tau_m_spread=3.0)[0].neuron.leak.double())
+    assert torch.allclose(taus, torch.tensor([2.0, 2 * 3 ** 0.5, 6.0, 6 * 3 ** 0.5, 18.0], dtype=torch.float64),
+                          rtol=1e-5)
+    with pytest.raises(ValueError, match="does not broadcast to the neuron shape"):
+        inn.LIFNeuron(tau_m=torch.full((4,), 3.0), shape=(5,))

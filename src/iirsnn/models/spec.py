@@ -18,6 +18,7 @@ convolutions. The paper's networks:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -45,6 +46,10 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "per_channel_synapse": False,  # one kernel per presynaptic channel instead of one per layer
     "parametrization": "reflection",  # learnable feedback: "reflection" (stable) or "raw"
     "learnable_neuron": False,  # learn leak and reset decay (per neuron, per channel for conv)
+    # > 1: membrane time constants spread geometrically over the neurons (channels of a conv layer) of every
+    # hidden layer, from tau_m / spread to tau_m * spread, so that a layer sees several time scales from the
+    # start (the output neurons keep tau_m: one time scale for every class)
+    "tau_m_spread": 1.0,
     "lag": None,  # step at which a spike first reaches the filter; None: the preset's default
     "normalize": False,  # scale the synapse kernel to peak at 1
     "tau": None,  # time constant of the first_order and alpha presets (default tau_s)
@@ -106,6 +111,14 @@ def _layer_kwargs(synapse: str, tau_m: float, tau_s: float, opts: dict[str, obje
     return syn, neu
 
 
+def _spread_time_constants(tau_m: float, spread: float, shape: tuple[int, ...]) -> torch.Tensor:
+    """Membrane time constants [shape] geometrically spaced from tau_m / spread to tau_m * spread over the
+    first dimension (neurons, or channels of a conv layer)."""
+    n = shape[0]
+    exponents = torch.linspace(-1.0, 1.0, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
+    return (tau_m * spread ** exponents).view(shape)
+
+
 def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_exp", tau_m: float = 4.0,
               tau_s: float = 1.0, **options) -> Network:
     """Build the spiking network described by ``spec`` for inputs of ``input_shape``.
@@ -139,11 +152,15 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
         raise ValueError(f"input_shape must be positive sizes, e.g. (784,) or (1, 28, 28), got {input_shape!r}")
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"spec must be a non-empty string like '64C3-P2-32C3-256-10', got {spec!r}")
+    spread = opts["tau_m_spread"]
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not spread >= 1 or math.isinf(spread):
+        raise ValueError(f"tau_m_spread must be a finite number >= 1 (1: one tau_m for all neurons), got {spread!r}")
     syn_kw, neu_kw = _layer_kwargs(synapse, tau_m, tau_s, opts)
     layers: list[torch.nn.Module] = []
     cur = shape
     n_spiking = 0
-    for token in spec.strip().split("-"):
+    tokens = spec.strip().split("-")
+    for index, token in enumerate(tokens):
         conv, pool, dense = _CONV.match(token), _POOL.match(token), _DENSE.match(token)
         per_channel = cur[0] if opts["per_channel_synapse"] else None
         if (conv or dense) and int((conv or dense).group(1)) < 1:
@@ -180,10 +197,14 @@ def from_spec(spec: str, input_shape: int | Sequence[int], synapse: str = "dual_
         else:
             raise ValueError(f"cannot parse {token!r} in spec {spec!r}: expected nCk (convolution), "
                              "Pk (pooling) or n (dense layer)")
+        spread_here = spread > 1 and index < len(tokens) - 1  # output neurons keep one time constant
+        neuron_kw = neu_kw
+        if spread_here:
+            neuron_kw = {**neu_kw, "tau_m": _spread_time_constants(tau_m, spread, neuron_shape)}
         layers.append(inn.SpikingLayer(
             connection,
             inn.SynapseFilter(synapse, channels=per_channel, **syn_kw),
-            inn.LIFNeuron(shape=neuron_shape if opts["learnable_neuron"] else None, **neu_kw),
+            inn.LIFNeuron(shape=neuron_shape if opts["learnable_neuron"] or spread_here else None, **neuron_kw),
             precision=opts["precision"],
         ))
         n_spiking += 1

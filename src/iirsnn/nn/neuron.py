@@ -12,8 +12,10 @@ from iirsnn.functional.surrogates import Surrogate, get_surrogate
 from iirsnn.nn.state import StatefulModule
 
 
-def _decay_of(tau: float, name: str) -> float:
+def _decay_of(tau: float | torch.Tensor, name: str) -> float | torch.Tensor:
     _checks.positive(tau, name)
+    if isinstance(tau, torch.Tensor):
+        return torch.exp(-1.0 / tau.double()).float()
     return math.exp(-1.0 / tau)
 
 
@@ -28,7 +30,8 @@ class LIFNeuron(StatefulModule):
     ``O[t] = H(V[t] - threshold)`` (see :func:`iirsnn.functional.neuron_scan`).
 
     Args:
-        tau_m: membrane time constant; leak = exp(-1/tau_m) unless ``leak`` is given.
+        tau_m: membrane time constant; leak = exp(-1/tau_m) unless ``leak`` is given. A tensor gives one
+            per neuron (it must broadcast to ``shape``).
         leak: lambda in [0, 1] directly (0: the authors' ``membrane_filter: False``).
         reset_tau: time constant of the reset filter; by default reset_decay = leak, as in the
             authors' code (theta = lambda = exp(-1/tau_m)).
@@ -68,8 +71,12 @@ class LIFNeuron(StatefulModule):
         self.backend = backend
         self.learnable = learnable
         shape = (shape,) if isinstance(shape, int) else tuple(shape or ())
-        leak_t = torch.full(shape, float(lam))
-        reset_t = torch.full(shape, float(reset_decay))
+        try:
+            leak_t = torch.as_tensor(lam, dtype=torch.float32).expand(shape).clone()
+            reset_t = torch.as_tensor(reset_decay, dtype=torch.float32).expand(shape).clone()
+        except RuntimeError:
+            raise ValueError(f"per-neuron tau_m, leak or reset_decay of shape {list(torch.as_tensor(lam).shape)} "
+                             f"does not broadcast to the neuron shape {list(shape)}") from None
         if learnable:
             eps = 1e-6  # keep the logits finite at decays of exactly 0 or 1
             self.leak_logit = torch.nn.Parameter(torch.logit(leak_t.clamp(eps, 1 - eps)))
