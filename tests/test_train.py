@@ -139,7 +139,13 @@ def test_config_errors_name_the_key_before_training(tmp_path, capsys, args, mess
 def test_augmentation_of_a_reconstruction_task_is_refused(tmp_path, capsys):
     assert main(["train", "assoc-memory", "--quick", "--set", "augment.noise=0.1", "--out", str(tmp_path / "run"),
                  "--quiet"]) == 2
-    assert "augment applies to the classification of series" in capsys.readouterr().err
+    assert "augment applies to classification; task 'assoc-memory'" in capsys.readouterr().err
+
+
+def test_image_augmentation_of_a_series_task_is_refused(tmp_path, capsys):
+    assert main(["train", "spike-timing", "--set", "augment.rotate=10", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    assert "augment.rotate transforms static images [C, H, W]" in capsys.readouterr().err
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
@@ -180,3 +186,17 @@ def test_cli_experiments_and_info(capsys):
     assert "assoc-memory" in out and "auslan" in out and "no data needed" in out
     assert main(["info"]) == 0
     assert "compiled CPU kernels: " in capsys.readouterr().out
+
+
+def test_spike_count_ties_go_to_the_earliest_first_spike_not_the_lowest_index():
+    from iirsnn.train.build import spike_count_winner
+
+    spikes = torch.zeros(6, 3, 4)
+    spikes[[1, 4], 0, 0] = 1  # sample 0: neurons 0 and 2 fire twice, neuron 2 first
+    spikes[[0, 5], 0, 2] = 1
+    spikes[[0, 1, 2], 1, 3] = 1  # sample 1: neuron 3 has most spikes, neuron 1 fires earlier but less
+    spikes[[0], 1, 1] = 1
+    spikes[[2], 2, 1] = 1  # sample 2: neurons 1 and 3 fire once at the same step: the lowest index
+    spikes[[2], 2, 3] = 1
+    assert spike_count_winner(spikes).tolist() == [2, 3, 1]
+    assert spike_count_winner(torch.zeros(5, 2, 3)).tolist() == [0, 0]  # silence: no evidence, class 0

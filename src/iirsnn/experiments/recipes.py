@@ -74,6 +74,8 @@ def _mnist(spec: str, encoder: str, name: str, batch: int) -> Callable[[], Exper
         return ExperimentConfig(
             experiment=name, data=DataConfig("mnist", val_fraction=10_000 / 60_000),
             encoder=EncoderConfig(encoder, {"steps": 25}),
+            # the authors': RandomResizedCrop(28, scale=(0.85, 1)) and RandomRotation(15), applied with p = 0.5
+            augment=AugmentConfig(crop=0.15, rotate=15.0, image_skip=0.5),
             model=ModelConfig(spec=spec, options={"dropout": 0.3, "learnable_synapse": True}),
             optimizer=OptimizerConfig(lr=1e-4), schedule=ScheduleConfig("multistep", [50, 100], 0.1),
             epochs=100, batch=batch)

@@ -1,4 +1,5 @@
-"""Training-time augmentation of time-major series, applied to each training batch before the encoder.
+"""Training-time augmentation of time-major series, applied to each training batch before the encoder
+(static images: ``augment_image.py``).
 
 Every transform of :class:`iirsnn.train.config.AugmentConfig` is off by default; the ones set act in this
 order, each sample drawing its own values from torch's global generator (whose state checkpoints keep, so
@@ -23,16 +24,22 @@ import dataclasses
 import torch
 
 from iirsnn.data.tasks import Batch
+from iirsnn.train.augment_image import crop_rotate
 from iirsnn.train.config import AugmentConfig
 
 
-def active(cfg: AugmentConfig) -> bool:
-    """Whether any transform is set."""
-    return any(getattr(cfg, f.name) for f in dataclasses.fields(cfg))
+def active(cfg: AugmentConfig, inputs: str | None = None) -> list[str]:
+    """The names of the transforms set, of those for ``inputs`` (``"series"`` or ``"image"``) or of all."""
+    return [f.name for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) and inputs in (None, f.metadata["inputs"])]
 
 
 def augment(batch: Batch, cfg: AugmentConfig) -> Batch:
-    """``batch`` (``x`` [T, B, C...] time-major) with the transforms of ``cfg`` applied."""
+    """``batch`` with the transforms of ``cfg`` applied: series ``x`` [T, B, C...] time-major, or static
+    images ``x`` [B, C, H, W] (crop and rotate)."""
+    if active(cfg, "image"):
+        x = crop_rotate(batch.x, cfg.crop, cfg.rotate, cfg.image_skip)
+        return Batch(x, batch.y, batch.target, batch.lengths)
     x, lengths = batch.x, batch.lengths
     steps, size = x.shape[0], x.shape[1]
     if lengths is None:

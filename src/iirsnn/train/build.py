@@ -73,8 +73,22 @@ def loss_of(cfg: ExperimentConfig, model: torch.nn.Module, out: torch.Tensor, ba
 
 
 def predictions(model: torch.nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """Predicted classes [B]: the output neuron with most spikes (ties: the lowest index), or the top logit."""
-    return out.sum(0).argmax(1) if is_spiking(model) else out.argmax(1)
+    """Predicted classes [B] of output spikes [T, B, n] or logits [B, n]: the output neuron with most spikes,
+    of equal counts the one that fired first, then the lowest index; or the top logit."""
+    if not is_spiking(model):
+        return out.argmax(1)
+    return spike_count_winner(out)
+
+
+def spike_count_winner(spikes: torch.Tensor) -> torch.Tensor:
+    """The neuron [B] with most spikes in ``spikes`` [T, B, n]; of equal counts the earliest first spike wins,
+    then the lowest index. (Counts alone would hand every tie to the lowest index, a bias towards class 0.)"""
+    steps = spikes.shape[0]
+    fired = spikes > 0
+    counts = fired.sum(0)
+    time = torch.arange(steps, device=spikes.device).view(steps, *([1] * (spikes.dim() - 1)))
+    first = torch.where(fired, time, steps).amin(0)
+    return (counts * (steps + 1) + (steps - first)).argmax(1)
 
 
 def build_optimizer(cfg: ExperimentConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

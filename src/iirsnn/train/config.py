@@ -104,16 +104,29 @@ class ScheduleConfig:
     warmup_epochs: int = 0  # linear warm-up from lr / (warmup_epochs + 1), before the schedule
 
 
+def _series(default: float) -> object:
+    return field(default=default, metadata={"inputs": "series"})
+
+
+def _image(default: float) -> object:
+    return field(default=default, metadata={"inputs": "image"})
+
+
 @dataclass
 class AugmentConfig:
-    """Training-time augmentation of series (``train/augment.py``); every transform off by default."""
+    """Training-time augmentation (``train/augment.py``) of series or of static images
+    (``train/augment_image.py``); every transform off by default. Each field's ``metadata["inputs"]``
+    says which inputs it applies to."""
 
-    warp: float = 0.0  # stretch each sample in time by a factor in [1 - warp, 1 + warp]
-    shift: int = 0  # delay each sample by 0 .. shift frames
-    scale: float = 0.0  # multiply each sample by exp(N(0, scale^2))
-    noise: float = 0.0  # add N(0, noise^2) to every value
-    time_mask: int = 0  # zero a run of up to this many frames
-    channel_mask: int = 0  # zero a run of up to this many channels
+    warp: float = _series(0.0)  # stretch each sample in time by a factor in [1 - warp, 1 + warp]
+    shift: int = _series(0)  # delay each sample by 0 .. shift frames
+    scale: float = _series(0.0)  # multiply each sample by exp(N(0, scale^2))
+    noise: float = _series(0.0)  # add N(0, noise^2) to every value
+    time_mask: int = _series(0)  # zero a run of up to this many frames
+    channel_mask: int = _series(0)  # zero a run of up to this many channels
+    crop: float = _image(0.0)  # crop each image to a random area fraction in [1 - crop, 1], resized back
+    rotate: float = _image(0.0)  # rotate each image by up to this many degrees either way
+    image_skip: float = _image(0.0)  # the probability that an image is left as it is (the authors: 0.5)
 
 
 @dataclass
@@ -157,6 +170,16 @@ class ExperimentConfig:
                 raise ConfigError(f"augment.{key} must be a finite number >= 0, got {value}")
         if not 0 <= self.augment.warp < 1:
             raise ConfigError(f"augment.warp must lie in [0, 1), got {self.augment.warp}")
+        if not 0 <= self.augment.crop < 1:
+            raise ConfigError(f"augment.crop must lie in [0, 1) (a crop keeps 1 - crop of the area at least), "
+                              f"got {self.augment.crop}")
+        if not 0 <= self.augment.rotate <= 180:
+            raise ConfigError(f"augment.rotate must lie in [0, 180] degrees, got {self.augment.rotate}")
+        if not 0 <= self.augment.image_skip < 1:
+            raise ConfigError(f"augment.image_skip must lie in [0, 1), got {self.augment.image_skip}")
+        if self.augment.image_skip and not (self.augment.crop or self.augment.rotate):
+            raise ConfigError("augment.image_skip is the probability of skipping crop and rotate; set augment.crop "
+                              "or augment.rotate too")
         _at_least("schedule.warmup_epochs", self.schedule.warmup_epochs, 0)
         if self.threads is not None:
             _at_least("threads", self.threads, 1)

@@ -64,10 +64,8 @@ class Trainer:
         if self.task.kind != wanted:
             raise ConfigError(f"loss.name {cfg.loss.name!r} needs a {wanted} task; {self.task.name!r} is a "
                               f"{self.task.kind} task")
-        self.augmenting = augment.active(cfg.augment)
-        if self.augmenting and (self.task.static or self.task.kind != "classification"):
-            raise ConfigError(f"augment applies to the classification of series; task {self.task.name!r} is a "
-                              f"{'static' if self.task.static else 'series'} {self.task.kind} task")
+        self.augmenting = bool(augment.active(cfg.augment))
+        self._check_augment()
         self.encode = build.encoder_of(cfg, self.task)
         probe = self.encode(self.task.batch("train", torch.arange(1), 1).x)
         self.input_shape = tuple(probe.shape[2:])
@@ -80,6 +78,20 @@ class Trainer:
         self.partial: dict = {}
 
     # -- state -------------------------------------------------------------------------------------------
+    def _check_augment(self) -> None:
+        """Refuse transforms that do not fit the task: series ones on images, image ones on series, any on a
+        reconstruction task."""
+        series, image = augment.active(self.cfg.augment, "series"), augment.active(self.cfg.augment, "image")
+        task = self.task
+        if (series or image) and task.kind != "classification":
+            raise ConfigError(f"augment applies to classification; task {task.name!r} is a {task.kind} task")
+        if series and task.static:
+            raise ConfigError(f"augment.{series[0]} transforms series; task {task.name!r} has static inputs "
+                              f"{list(task.input_shape)} (for images: augment.crop, augment.rotate)")
+        if image and not (task.static and len(task.input_shape) == 3):
+            raise ConfigError(f"augment.{image[0]} transforms static images [C, H, W]; task {task.name!r} has "
+                              f"{'static' if task.static else 'series'} inputs {list(task.input_shape)}")
+
     def _state(self) -> dict:
         return {"config": self.cfg.to_dict(), "model_build": self.model.build_config,
                 "input_shape": list(self.input_shape), "model": self.model.state_dict(),
