@@ -305,3 +305,22 @@ def test_garbled_trial_lists_are_reported(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(CorruptFileError, match=message):
         read_trials(path)
+
+
+def test_ten_classes_leave_the_other_gestures_out(shared_data: Path, tmp_path: Path):
+    from iirsnn.data.task_builders import build_task
+
+    make_release(tmp_path, shared_data)
+    labels = tmp_path / NAME / "DvsGesture" / "user01_fluorescent_labels.csv"
+    rows = labels.read_text().splitlines()
+    rows[1] = "11," + rows[1].split(",", 1)[1]  # the first gesture becomes "other_gestures"
+    labels.write_text("\n".join(rows) + "\n")
+    released = build_task("dvs-gesture", tmp_path, {"release": "ibm", "steps": 4}, seed=0, val_fraction=0.0)
+    paper = build_task("dvs-gesture", tmp_path, {"release": "ibm", "steps": 4, "classes": 10}, seed=0,
+                       val_fraction=0.0)
+    assert released.n_outputs == 11 and paper.n_outputs == 10 and "other_gestures" not in paper.classes
+    assert released.size("train") == 5 and paper.size("train") == 4
+    assert 10 in released.batch("train", torch.arange(5), 1).y.tolist()
+    assert 10 not in paper.batch("train", torch.arange(4), 1).y.tolist()
+    with pytest.raises(ValueError, match="classes must be 11"):
+        build_task("dvs-gesture", tmp_path, {"release": "ibm", "classes": 9}, seed=0, val_fraction=0.0)

@@ -218,9 +218,15 @@ def nmnist(root: Root, seed: int, release: str = "auto", steps: int = 30, durati
                                   f"{duration_us / 1000:g} ms, 2 x 34 x 34")
 
 
+def _without_class(split: SplitTensors, label: int) -> SplitTensors:
+    keep = split.y != label
+    return SplitTensors(split.x[keep], split.y[keep])
+
+
 def dvs_gesture(root: Root, seed: int, release: str = "auto", steps: int = 30, duration_us: int = 1_450_000,
-                downsample: int = 4, binary: bool = True) -> Task:
-    """DVS128 Gesture as event frames [steps, 2, 128/d, 128/d] (11 classes as released, "other" included).
+                downsample: int = 4, binary: bool = True, classes: int = 11) -> Task:
+    """DVS128 Gesture as event frames [steps, 2, 128/d, 128/d]: ``classes`` 11 as released ("other" included),
+    or 10 without the "other" gestures (the paper's "10 gestures").
     ``release="samples"`` (or ``"auto"`` without the IBM release) uses SLAYER's ten sample streams as both the
     training and the test split: a smoke test of the pipeline, not an accuracy."""
     from iirsnn.data.dvs_gesture import CLASSES, DVSGesture, DVSGestureSamples
@@ -228,6 +234,8 @@ def dvs_gesture(root: Root, seed: int, release: str = "auto", steps: int = 30, d
 
     if release not in ("auto", "ibm", "samples"):
         raise ValueError(f"release must be 'auto', 'ibm' or 'samples', got {release!r}")
+    if classes not in (10, 11):
+        raise ValueError(f"classes must be 11 (as released) or 10 (without 'other_gestures'), got {classes!r}")
     if release == "auto":
         release = "ibm" if (data_root(root) / "dvs128_gesture").is_dir() else "samples"
     options = dict(T=steps, duration_us=duration_us, downsample=downsample, binary=binary)
@@ -237,7 +245,9 @@ def dvs_gesture(root: Root, seed: int, release: str = "auto", steps: int = 30, d
     else:
         samples = _frames(DVSGestureSamples(root, **options), None)
         splits = {"train": samples, "val": samples, "test": samples}
-    return TensorTask("dvs-gesture", "classification", splits, len(CLASSES), list(CLASSES),
+    if classes == 10:
+        splits = {name: _without_class(split, len(CLASSES) - 1) for name, split in splits.items()}
+    return TensorTask("dvs-gesture", "classification", splits, classes, list(CLASSES[:classes]),
                       description=f"DVS128 Gesture ({release}), {steps} bins, {128 // downsample}^2 frames")
 
 

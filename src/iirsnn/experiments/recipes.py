@@ -137,8 +137,9 @@ RECIPES.update({r.name: r for r in [
            _events("nmnist", "64C3-P2-32C3-32C3-P2-256-10", 48, steps=30, duration_us=300_000),
            ("epochs=3", "data.options.limit=200", "data.options.steps=10", "model.spec=8C3-P2-32-10",
             "optimizer.lr=2e-3")),
-    Recipe("dvs-gesture", "DVS128 Gesture 32C7-32C3-32C3-256-11 on 2 x 32 x 32 frames (the ten sample streams "
-           "without the IBM release: a pipeline check, no accuracy)",
+    Recipe("dvs-gesture", "DVS128 Gesture 32C7-32C3-32C3-256-11 on 2 x 32 x 32 frames (data.options.classes=10: "
+           "without 'other', as the paper; the ten sample streams without the IBM release: a pipeline check, "
+           "no accuracy)",
            _events("dvs-gesture", "32C7-32C3-32C3-256-{outputs}", 16, steps=30),
            ("epochs=2", "data.options.steps=8", "model.spec=4C7-P2-{outputs}", "optimizer.lr=2e-3")),
 ]})
