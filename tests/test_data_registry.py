@@ -114,3 +114,20 @@ def test_download_checks_every_name_before_fetching(tmp_path):
     with pytest.raises(KeyError, match="unknown dataset 'cifar'"):
         commands.download(["japanese_vowels", "cifar"], tmp_path)
     assert not (tmp_path / "japanese_vowels").exists()
+
+
+def test_names_after_the_root_option_are_read(capsys, shared_data):
+    code, out = run_cli(capsys, "verify", "--root", str(shared_data), "mnist", "fsdd")
+    assert code == 0 and out.splitlines() == ["mnist: ok", "fsdd: ok"]
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "verify", "--root", str(shared_data), "mnist", "--bogus"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_list_with_an_unusable_root_says_so_once(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("IIRSNN_DATA", str(tmp_path / "nowhere"))
+    code, out = run_cli(capsys, "list")
+    assert code == 0
+    assert out.splitlines()[0].startswith(f"data root: none usable: data root '{tmp_path / 'nowhere'}' is not a")
+    assert "not set" not in out and "present" not in out

@@ -9,6 +9,7 @@ defaults: the allocator mode of ``IIRSNN_MALLOC`` (default ``reuse``) and flush-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -97,13 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "data":  # names after an option (`data verify --root D mnist`), which argparse leaves over
+        args.names += [a for a in extra if not a.startswith("-")]
+        extra = [a for a in extra if a.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         tune_process()
     except ValueError as exc:  # an unknown IIRSNN_MALLOC or IIRSNN_FLUSH_DENORMAL
         print(f"iirsnn: {exc}", file=sys.stderr)
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # the reader of the output went away (`iirsnn data list | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

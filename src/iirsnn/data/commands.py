@@ -14,10 +14,10 @@ def list_datasets(root: str | os.PathLike | None = None) -> int:
     """Print every known dataset, whether it is present under the root, and whether it can be downloaded."""
     try:
         base = data_root(root)
+        print(f"data root: {base} (argument --root or ${ENV_ROOT})")
     except DataError as exc:
-        print(f"{exc}\n(showing the known datasets only)")
+        print(f"data root: none usable: {exc} (argument --root or ${ENV_ROOT}); the known datasets:")
         base = None
-    print(f"data root: {base if base else 'not set'} (argument --root or ${ENV_ROOT})")
     for name, e in registry.DATASETS.items():
         here = "present" if base and registry.present(name, base) else "absent "
         get = "download" if e.remote_files() else "manual  "
