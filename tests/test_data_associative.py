@@ -117,6 +117,12 @@ def test_npy_reader_rejects_broken_files(tmp_path: Path) -> None:
         f.write(b"\x00" * 16)
     with pytest.raises(CorruptFileError, match=r"truncated: shape \[9999999, 99999, 9\]"):
         read_npy(path)
+    for shape in [(-2, -3), (-1, 4)]:  # negative sizes: the product may still match the data
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+            f.write(b"\x00" * 24)
+        with pytest.raises(CorruptFileError, match=r"p\.npy: the header declares an impossible shape"):
+            read_npy(path)
     path = _npy(tmp_path, np.array([None, 1], dtype=object))
     with pytest.raises(CorruptFileError, match="unsupported dtype object"):
         read_npy(path)

@@ -280,6 +280,7 @@ def test_events_off_the_sensor_fail_with_the_file_name(tmp_path: Path):
     ("1,100,200\n", "the first line must be"),
     ("class,startTime_usec,endTime_usec\n", "no gestures"),
     ("\x00\x01garbage\xff", "the first line must be"),
+    ("class,startTime_usec,endTime_usec\n1,100," + "9" * 25 + "\n", "line 2: expected .* below 2\\^63"),
 ])
 def test_garbled_label_files_are_reported(tmp_path: Path, text: str, message: str):
     path = tmp_path / "user01_led_labels.csv"

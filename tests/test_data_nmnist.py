@@ -166,6 +166,7 @@ def test_missing_subset_files_are_all_listed(tmp_path: Path):
     ("#sample #class\n1\t5\n1\t3\n", "listed twice"),
     ("#sample #class\n", "no samples"),
     ("\x00\xff\x13garbage", "line 1"),
+    ("#sample #class\n1\t5\n" + "9" * 30 + "\t3\n", "line 3"),  # an id beyond 64 bits
 ])
 def test_garbled_index_files_are_reported(tmp_path: Path, text: str, message: str):
     path = tmp_path / "train1K.txt"

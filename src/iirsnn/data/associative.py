@@ -73,6 +73,8 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
             shape, fortran_order, dtype = read_header(f)
         except (ValueError, OSError, SyntaxError) as exc:
             raise CorruptFileError(f"{path}: not a valid .npy file ({exc})") from exc
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise CorruptFileError(f"{path}: the header declares an impossible shape {list(shape)}")
         if dtype.hasobject or dtype.itemsize == 0:
             raise CorruptFileError(f"{path}: unsupported dtype {dtype} (Python objects or empty items)")
         count = int(np.prod(shape, dtype=object))

@@ -35,7 +35,7 @@ from iirsnn.data.cache import cached
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
 from iirsnn.data.events import FrameDataset, PackedFrames, crop_time, downsample, downsampled_size, frame_index
-from iirsnn.data.files import dataset_dir, require_files, sha256_file
+from iirsnn.data.files import dataset_dir, is_int64_field, require_files, sha256_file
 from iirsnn.data.nmnist import files_fingerprint, read_bin_events
 
 NAME = "dvs128_gesture"
@@ -103,8 +103,9 @@ def read_labels(path: Path) -> np.ndarray:
         raise CorruptFileError(f"{path}: the first line must be {LABELS_HEADER!r}")
     for number, line in lines[1:]:
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) != 3 or not all(f.isascii() and f.isdigit() for f in fields):
-            raise CorruptFileError(f"{path}, line {number}: expected 'class,start,end' (integers), got {line[:80]!r}")
+        if len(fields) != 3 or not all(is_int64_field(f) for f in fields):
+            raise CorruptFileError(f"{path}, line {number}: expected 'class,start,end' (integers below 2^63), "
+                                   f"got {line[:80]!r}")
         label, start, end = (int(f) for f in fields)
         if not 1 <= label <= len(CLASSES) or start >= end:
             raise CorruptFileError(f"{path}, line {number}: class must be 1..{len(CLASSES)} and start < end, "

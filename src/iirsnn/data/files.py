@@ -60,6 +60,11 @@ def require_files(directory: Path, names: Iterable[str], dataset: str, hint: str
     return paths
 
 
+def is_int64_field(text: str) -> bool:
+    """Whether ``text`` is a plain non-negative decimal integer that fits an int64 (index files, label rows)."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

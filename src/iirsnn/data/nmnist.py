@@ -41,6 +41,7 @@ from iirsnn.data.events import FrameDataset, PackedFrames, frame_index, make_eve
 from iirsnn.data.files import (
     dataset_dir,
     file_problem,
+    is_int64_field,
     read_manifest,
     require_files,
     sha256_bytes,
@@ -132,8 +133,9 @@ def read_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not line or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 2 or not all(f.isascii() and f.isdigit() for f in fields) or int(fields[1]) >= len(CLASSES):
-            raise CorruptFileError(f"{path}, line {number}: expected '<sample id> <digit 0-9>', got {line[:80]!r}")
+        if len(fields) != 2 or not all(is_int64_field(f) for f in fields) or int(fields[1]) >= len(CLASSES):
+            raise CorruptFileError(f"{path}, line {number}: expected '<sample id> <digit 0-9>' (a sample id below "
+                                   f"2^63), got {line[:80]!r}")
         ids.append(int(fields[0]))
         labels.append(int(fields[1]))
     if not ids:
