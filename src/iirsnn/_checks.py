@@ -83,6 +83,10 @@ def time_major(x: object, name: str, min_dim: int = 3, layout: str = "[T, B, ...
     return x
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or Inf where a finite value is needed."""
+
+
 def finite(x: torch.Tensor, name: str) -> None:
     """Raise if ``x`` holds NaN or Inf (skipped when ``iirsnn.config.check_finite`` is False)."""
     if not config.check_finite or x.numel() == 0:
@@ -91,7 +95,7 @@ def finite(x: torch.Tensor, name: str) -> None:
         return
     n_nan = int(torch.isnan(x).sum())
     n_inf = int(torch.isinf(x).sum())
-    raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (shape {list(x.shape)})")
+    raise NonFiniteError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (shape {list(x.shape)})")
 
 
 def positive(value: float | torch.Tensor, name: str) -> None:

@@ -93,6 +93,7 @@ def resolve_config(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from iirsnn.train import CheckpointError, ConfigError, Trainer, load_config
 
+    run_dir = None
     try:
         if args.resume:
             given = [f for f in ("experiment", "config", "epochs", "batch", "seed", "lr", "model", "precision",
@@ -109,6 +110,13 @@ def _train(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError, DataError, ValueError) as exc:
         print(f"iirsnn train: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # a NaN or Inf loss or gradient (nonfinite: stop)
+        print(f"iirsnn train: {exc}; the last complete checkpoint is in {run_dir}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a file system gone read-only: the last complete checkpoint stays valid
+        where = f"; the last complete checkpoint is intact: continue with --resume {run_dir}" if run_dir else ""
+        print(f"iirsnn train: cannot write {exc.filename or run_dir}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print(summary(results, run_dir))
     if not args.no_figures:
         _draw(run_dir, args.data_dir, quiet=args.quiet)

@@ -152,6 +152,7 @@ class ExperimentConfig:
     threads: int | None = None  # CPU threads; None: torch's default
     checkpoint_every: int = 0  # also checkpoint every this many training steps; 0: at the end of each epoch only
     test_every_epoch: bool = True
+    nonfinite: str = "stop"  # a NaN or Inf loss or gradient: "stop" the run (naming the layer) or "skip" the step
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first impossible value."""
@@ -161,6 +162,7 @@ class ExperimentConfig:
         _choice("schedule.name", self.schedule.name, ("none", "multistep", "cosine"))
         _choice("encoder.name", self.encoder.name, ("none", "current_lif", "bernoulli_rate", "repeat"))
         _choice("precision", self.precision, ("fp32", "bf16-mixed"))
+        _choice("nonfinite", self.nonfinite, ("stop", "skip"))
         for key in ("epochs", "batch", "eval_batch"):
             _at_least(key, getattr(self, key), 1)
         _at_least("checkpoint_every", self.checkpoint_every, 0)

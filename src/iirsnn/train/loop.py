@@ -14,6 +14,7 @@ from any checkpoint ends with the same weights and metrics as an uninterrupted o
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -23,8 +24,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from iirsnn._checks import NonFiniteError
 from iirsnn.atomic import atomic_path, atomic_write_json, atomic_write_text
-from iirsnn.train import augment, build, checkpoint
+from iirsnn.train import augment, build, checkpoint, nonfinite
 from iirsnn.train.config import ConfigError, ExperimentConfig, config_from_dict, dump_config
 from iirsnn.train.metrics import FiringRates, Score, evaluate, score_batch
 
@@ -125,14 +127,24 @@ class Trainer:
         at that point: only the checkpoints already written remain), and returns None."""
         last = self.run_dir / checkpoint.LAST
         if resume:
+            self._drop_unfinished_writes()
+        if resume and last.exists():
             self._restore(checkpoint.load(last))
-        elif last.exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; resume it (--resume) or choose another directory")
-        elif self.cfg.model.calibrate is not None:
-            self._calibrate()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "figures").mkdir(exist_ok=True)
-        atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        else:
+            if last.exists():
+                raise ConfigError(f"{self.run_dir} already holds a run; resume it (--resume) or choose another "
+                                  "directory")
+            if resume:
+                warnings.warn(f"{self.run_dir}: no checkpoint yet (killed before its first one): starting from the "
+                              "beginning", RuntimeWarning, stacklevel=2)
+            if self.cfg.model.calibrate is not None:
+                self._calibrate()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "figures").mkdir(exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run directory {self.run_dir}: {exc.strerror or exc}") from None
         self._write_metrics()
         rates = FiringRates(self.model)
         try:
@@ -143,6 +155,25 @@ class Trainer:
         finally:
             rates.remove()
         return self._finish()
+
+    def _nonfinite(self, epoch: int, step_index: int, what: str, skipped: int) -> int:
+        """A NaN or an infinity at this step: stop (``nonfinite: stop``), or skip the step's update and its
+        score (``nonfinite: skip``; returns 1, the step skipped)."""
+        message = f"epoch {epoch}, step {step_index + 1}: {what}"
+        if self.cfg.nonfinite == "stop":
+            raise FloatingPointError(f"{message}; the run stops (nonfinite=skip skips such steps instead)")
+        self.optimizer.zero_grad(set_to_none=True)
+        warnings.warn(f"{message}: step skipped ({skipped + 1} this epoch)", RuntimeWarning, stacklevel=2)
+        return 1
+
+    def _drop_unfinished_writes(self) -> None:
+        """Remove the temporary files of writes a killed run left behind (:mod:`iirsnn.atomic`: never read)."""
+        unfinished = sorted(self.run_dir.glob(".*.tmp"))
+        for path in unfinished:
+            path.unlink()
+        if unfinished:
+            warnings.warn(f"{self.run_dir}: removed {len(unfinished)} unfinished write(s) of a killed run: "
+                          f"{', '.join(p.name for p in unfinished)}", RuntimeWarning, stacklevel=2)
 
     def _calibrate(self) -> None:
         """Scale the initial weights layer by layer to ``model.calibrate``'s firing range on training samples."""
@@ -165,6 +196,7 @@ class Trainer:
         score = Score(self.partial.get("score"))
         rates.sums = dict(self.partial.get("rates", {}))
         seconds = self.partial.get("seconds", 0.0)
+        skipped = self.partial.get("skipped", 0)
         self.model.train()
         bar = tqdm(total=len(starts), initial=self.step_in_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=self.quiet, unit="batch")
@@ -173,22 +205,38 @@ class Trainer:
             batch = task.batch("train", order[starts[i]:starts[i] + cfg.batch], epoch)
             batch = (augment.augment(batch, cfg.augment) if self.augmenting else batch).to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            out = build.forward(self.model, self.encode(batch.x), batch)
-            loss = build.loss_of(cfg, self.model, out, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch}, step {i + 1}: the loss is {float(loss)}")
-            loss.backward()
-            if cfg.optimizer.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.grad_clip)
-            self.optimizer.step()
-            score_batch(score, cfg, self.model, out, batch, loss.detach())
+            x = self.encode(batch.x)
+            problem = None
+            try:
+                out = build.forward(self.model, x, batch)
+                loss = build.loss_of(cfg, self.model, out, batch)
+            except NonFiniteError as exc:  # a layer refused a NaN or Inf input
+                loss, problem = None, f"the forward pass met a non-finite value ({exc})"
+            if problem is None and not torch.isfinite(loss):
+                problem = f"the loss is {float(loss)}"
+            if problem is not None:
+                again = functools.partial(build.forward, self.model, x, batch)
+                where = nonfinite.first_nonfinite_layer(self.model, again)
+                problem += f"; first {where}" if where else ""
+            else:
+                loss.backward()
+                bad = nonfinite.first_nonfinite_gradient(self.model)
+                if bad is not None:
+                    problem = f"the gradient of {bad} is not finite (the loss is {float(loss):.6g})"
+            if problem is None:
+                if cfg.optimizer.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.grad_clip)
+                self.optimizer.step()
+                score_batch(score, cfg, self.model, out, batch, loss.detach())
+            else:
+                skipped += self._nonfinite(epoch, i, problem, skipped)
             seconds += time.perf_counter() - t0
             self.global_step += 1
             self.step_in_epoch = i + 1
-            self.partial = {"score": score.state(), "rates": rates.state(), "seconds": seconds}
+            self.partial = {"score": score.state(), "rates": rates.state(), "seconds": seconds, "skipped": skipped}
             bar.update()
             shown = {k: f"{v:.3f}" for k, v in score.result().items()}
-            bar.set_postfix(shown | {"samples/s": f"{score.sums['samples'] / seconds:.0f}"})
+            bar.set_postfix(shown | {"samples/s": f"{score.sums.get('samples', 0) / max(seconds, 1e-9):.0f}"})
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and i + 1 < len(starts):
                 self._save_last()
             if max_steps is not None and self.global_step >= max_steps:
@@ -205,6 +253,8 @@ class Trainer:
         train["samples_per_s"] = score.sums["samples"] / max(self.partial["seconds"], 1e-9)
         record = {"epoch": epoch, "step": self.global_step, "lr": self.partial["lr"],
                   "seconds": self.partial["seconds"], "train": train}
+        if self.partial.get("skipped"):
+            record["skipped_steps"] = self.partial["skipped"]
         for split in ("val", "test"):
             if task.size(split) and (split == "val" or cfg.test_every_epoch):
                 record[split] = evaluate(cfg, self.model, task, split, self.encode, self.device, epoch)
