@@ -225,6 +225,29 @@ def test_unwritable_kernel_cache_falls_back_with_a_reason(tmp_path, monkeypatch)
         build.load()
 
 
+def test_a_kernel_library_others_could_have_planted_is_not_loaded(tmp_path, monkeypatch):
+    import os
+
+    from iirsnn.kernels.cpu import build
+
+    monkeypatch.setenv("IIRSNN_CACHE", str(tmp_path))
+    build.load()  # compiles into the private cache
+    (library,) = (tmp_path / "kernels").glob("*.so")
+    library.chmod(0o777)
+    with pytest.raises(build.BuildError, match=r"refusing to load .* is writable by other users"):
+        build.load()
+    library.chmod(0o755)
+    (tmp_path / "kernels").chmod(0o777)
+    with pytest.raises(build.BuildError, match=r"kernels is writable by other users"):
+        build.load()
+    (tmp_path / "kernels").chmod(0o755)
+    build.load()
+    if os.geteuid() == 0:  # only root can hand a file to another user
+        os.chown(library, 12345, -1)
+        with pytest.raises(build.BuildError, match="belongs to user id 12345"):
+            build.load()
+
+
 def test_without_a_compiler_everything_runs_on_the_torch_backend():
     """IIRSNN_NO_COMPILE=1 stands for a machine without a C compiler: a warning, then the portable backend."""
     import subprocess

@@ -28,6 +28,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -86,14 +87,28 @@ def load() -> ctypes.CDLL:
     try:
         if not path.exists():
             _compile(compiler, flags, path)
+        _check_private(path)
         return ctypes.CDLL(str(path))
     except OSError as e:  # an unwritable cache, a library that does not load
         raise BuildError(f"building or loading {path} failed: {e}") from e
 
 
+def _check_private(path: Path) -> None:
+    """Refuse to load a library that another user could have planted or changed: the file and its directory
+    must belong to this user and be writable by nobody else (a BuildError says which and what to do)."""
+    for item in (path.parent, path):
+        st = item.stat()
+        if st.st_uid != os.getuid():
+            raise BuildError(f"refusing to load {path}: {item} belongs to user id {st.st_uid}, not to this user "
+                             f"({os.getuid()}); point IIRSNN_CACHE at a directory of your own")
+        if st.st_mode & 0o022:
+            raise BuildError(f"refusing to load {path}: {item} is writable by other users (mode "
+                             f"{stat.filemode(st.st_mode)}); remove it, or point IIRSNN_CACHE at a private directory")
+
+
 def _compile(compiler: str, flags: list[str], path: Path) -> None:
     """Compile the kernels with ``flags`` into ``path`` (via a temporary file and an atomic rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask: see _check_private
     here = Path(__file__).parent
     with atomic_path(path, mode=0o755) as tmp:  # concurrent builders each write their own temporary file
         cmd = [compiler, *flags, "-o", str(tmp), str(here / "scans.c"), str(here / "sparse.c"), *LIBS]
