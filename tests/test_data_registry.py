@@ -131,3 +131,19 @@ def test_list_with_an_unusable_root_says_so_once(capsys, tmp_path, monkeypatch):
     assert code == 0
     assert out.splitlines()[0].startswith(f"data root: none usable: data root '{tmp_path / 'nowhere'}' is not a")
     assert "not set" not in out and "present" not in out
+
+
+def test_parallel_loader_workers_give_the_same_batches(shared_data, tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from iirsnn.data import NMNIST, time_major_collate
+
+    data = NMNIST(shared_data, train=False, T=10, name="nmnist_small", cache_dir=tmp_path / "cache")
+    batches = {}
+    for workers in (0, 2):
+        loader = DataLoader(data, batch_size=16, collate_fn=time_major_collate, num_workers=workers)
+        batches[workers] = list(loader)
+    assert len(batches[0]) == len(batches[2]) == 7  # 100 samples
+    for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
+        assert torch.equal(x0, x2) and torch.equal(y0, y2)
