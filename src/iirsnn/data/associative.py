@@ -17,8 +17,10 @@ each pattern, SOURCE.md does not state it).
 from __future__ import annotations
 
 import os
+import tokenize
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from torch.utils.data import Dataset
 from iirsnn.data.corruption import Corruption, corrupt
 from iirsnn.data.download import Remote
 from iirsnn.data.errors import CorruptFileError, DataError, MissingDataError
-from iirsnn.data.files import check_sha256, dataset_dir, file_problem, require_files
+from iirsnn.data.files import check_sha256, dataset_dir, file_problem, require_files, shape_problem
 from iirsnn.data.pattern_generator import NAME, PATTERN_NAMES  # defined there, so imports run one way only
 
 TARGET_FILE = "associative_target.npy"
@@ -57,26 +59,29 @@ _HINT = (f"Put {TARGET_FILE} (from the paper authors' repository Snow-Crash/snn-
 
 # --- the authors' file ---------------------------------------------------------------------------
 
+#: What numpy's .npy header parser (tokenize, ast.literal_eval, np.dtype) raises for a garbled header:
+#: besides ValueError, TypeError for keys of mixed types, RecursionError for deep nesting, TokenError.
+_NPY_HEADER_ERRORS = (ValueError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError)
+
+
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """The array of a NumPy ``.npy`` file, without pickles, its size checked against the header first.
 
-    Raises :class:`CorruptFileError` naming the file for a bad magic or header, an object dtype,
-    or a data size other than the header's ``prod(shape) * itemsize`` (truncated or trailing bytes).
+    Raises :class:`CorruptFileError` naming the file for a bad magic or header, an object, empty or
+    subarray dtype, a shape no numpy array can have, or a data size other than the header's
+    ``prod(shape) * itemsize`` (truncated or trailing bytes).
     """
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                else np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = read_header(f)
-        except (ValueError, OSError, SyntaxError) as exc:
-            raise CorruptFileError(f"{path}: not a valid .npy file ({exc})") from exc
-        if not all(isinstance(n, int) and n >= 0 for n in shape):
+        shape, fortran_order, dtype = _npy_header(f, size, path)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
             raise CorruptFileError(f"{path}: the header declares an impossible shape {list(shape)}")
-        if dtype.hasobject or dtype.itemsize == 0:
-            raise CorruptFileError(f"{path}: unsupported dtype {dtype} (Python objects or empty items)")
+        if dtype.hasobject or dtype.itemsize == 0 or dtype.shape:
+            raise CorruptFileError(f"{path}: unsupported dtype {dtype} (Python objects, empty items or a subarray)")
+        problem = shape_problem(shape, dtype.itemsize)
+        if problem:
+            raise CorruptFileError(f"{path}: the header declares {problem}")
         count = int(np.prod(shape, dtype=object))
         expected = count * dtype.itemsize
         actual = size - f.tell()
@@ -86,6 +91,25 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
                                    f"bytes, the file has {actual}")
         data = np.fromfile(f, dtype=dtype, count=count)
     return data.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _npy_header(f: BinaryIO, size: int, path: Path) -> tuple[tuple, bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the header at the start of the ``.npy`` file ``f`` of ``size``
+    bytes, ``f`` left at the data. The header length (2 bytes after the magic in version 1, else 4) is
+    checked against the file first: numpy allocates that many bytes before it reads them."""
+    try:
+        version = np.lib.format.read_magic(f)
+        field = f.read(2 if version == (1, 0) else 4)
+        declared, left = int.from_bytes(field, "little"), size - f.tell()
+        f.seek(-len(field), os.SEEK_CUR)
+        if declared <= left:
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            return read_header(f)
+    except _NPY_HEADER_ERRORS as exc:
+        raise CorruptFileError(f"{path}: not a valid .npy file ({exc})") from exc
+    raise CorruptFileError(f"{path}: not a valid .npy file (truncated: its header length field says {declared} "
+                           f"bytes, {left} follow)")
 
 
 def _check_patterns(array: np.ndarray, name: str) -> np.ndarray:

@@ -7,13 +7,18 @@ variable ``IIRSNN_DATA``; each dataset lives in ``<root>/<name>/`` in its upstre
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from iirsnn.data.errors import CorruptFileError, MissingDataError
 
 ENV_ROOT = "IIRSNN_DATA"
+INT64_DIGITS = 19  # 2**63 - 1 = 9223372036854775807
+MAX_DIMS = 32  # dimensions of a numpy array: 32 in numpy 1.x (numpy 2 allows 64)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -61,8 +66,22 @@ def require_files(directory: Path, names: Iterable[str], dataset: str, hint: str
 
 
 def is_int64_field(text: str) -> bool:
-    """Whether ``text`` is a plain non-negative decimal integer that fits an int64 (index files, label rows)."""
-    return text.isascii() and text.isdigit() and int(text) < 2**63
+    """Whether ``text`` is a plain non-negative decimal integer that fits an int64 (index files, label rows).
+
+    At most 19 digits: a longer field cannot fit, and Python refuses to convert more than 4300 digits.
+    """
+    return text.isascii() and text.isdigit() and len(text) <= INT64_DIGITS and int(text) < 2**63
+
+
+def shape_problem(shape: Sequence[int], itemsize: int) -> str | None:
+    """Why numpy cannot make an array of ``shape`` with ``itemsize``-byte items even when the file holds
+    the ``prod(shape) * itemsize`` bytes, or None: more than :data:`MAX_DIMS` dimensions, or sizes whose
+    product (zero sizes left out, as numpy counts) exceeds the address space (possible when a size is 0)."""
+    if len(shape) > MAX_DIMS:
+        return f"{len(shape)} dimensions (numpy arrays have at most {MAX_DIMS})"
+    if math.prod(n for n in shape if n) * itemsize > np.iinfo(np.intp).max:
+        return f"the sizes {list(shape)}, whose product exceeds the address space"
+    return None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError
+from iirsnn.data.files import shape_problem
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
@@ -59,7 +60,7 @@ def parse_idx(content: bytes, name: str = "<bytes>") -> np.ndarray:
     """A new array of shape ``dims`` and the file's dtype (native byte order) from IDX ``content``.
 
     ``name`` names the source in errors: bad magic, unknown dtype code, or a payload whose size
-    is not ``prod(dims) * itemsize`` (truncated or trailing bytes).
+    is not ``prod(dims) * itemsize`` (truncated or trailing bytes), or dims no numpy array can have.
     """
     if len(content) < 4:
         raise CorruptFileError(f"{name}: {len(content)} bytes, too short for an IDX header (4 bytes at least)")
@@ -75,6 +76,9 @@ def parse_idx(content: bytes, name: str = "<bytes>") -> np.ndarray:
                                f"{len(content)} bytes (needs {header} for the header)")
     dims = tuple(int(d) for d in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
+    problem = shape_problem(dims, dtype.itemsize)
+    if problem:
+        raise CorruptFileError(f"{name}: the IDX header declares {problem}")
     expected = int(np.prod(dims, dtype=object)) * dtype.itemsize
     actual = len(content) - header
     if actual != expected:

@@ -33,8 +33,10 @@ import numpy as np
 from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.audio import Waveform, pcm_to_float
 from iirsnn.data.errors import CorruptFileError, DataError
+from iirsnn.data.files import shape_problem
 
 SPHERE_MAGIC = b"NIST_1A\n"
+HEADER_SIZE_DIGITS = 7  # the header size line: 7 characters and a line break
 BYTE_ORDERS = {"01": "<i2", "10": ">i2"}
 SPH2PIPE_HINT = ("convert it to plain PCM first with NIST's sph2pipe: `sph2pipe -f sph -p IN OUT` (keeps SPHERE) "
                  "or `sph2pipe -f wav -p IN OUT` (RIFF WAV; both are read here)")
@@ -89,9 +91,11 @@ def _field_value(kind: str, length: str | None, value: str, line: str, name: str
             return float(value)
     except ValueError as exc:
         raise CorruptFileError(f"{name}: SPHERE header line {line!r}: {value!r} is not a number") from exc
-    if len(value) < int(length):
-        raise CorruptFileError(f"{name}: SPHERE header line {line!r}: string shorter than its length {length}")
-    return value[: int(length)]
+    digits = length.lstrip("0") or "0"  # more than 7 digits: beyond any header (int() refuses 4301 and more)
+    if len(digits) > HEADER_SIZE_DIGITS or len(value) < int(digits):
+        raise CorruptFileError(f"{name}: SPHERE header line {line[:80]!r}: string shorter than its length "
+                               f"{length[:20]}")
+    return value[: int(digits)]
 
 
 def _integer(fields: Header, field: str, name: str, default: int | None = None, minimum: int = 0) -> int:
@@ -126,6 +130,9 @@ def parse_sphere(content: bytes, name: str = "<bytes>") -> tuple[Header, np.ndar
     count = _integer(fields, "sample_count", name)
     channels = _integer(fields, "channel_count", name, default=1, minimum=1)
     _integer(fields, "sample_rate", name, minimum=1)
+    problem = shape_problem((count, channels), n_bytes)
+    if problem:
+        raise CorruptFileError(f"{name}: the SPHERE header declares {problem} (samples x channels)")
     expected, actual = count * channels * n_bytes, len(content) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "has trailing bytes"

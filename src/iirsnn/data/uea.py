@@ -39,6 +39,8 @@ from iirsnn.data.timeseries import SeriesDataset, SeriesTransform
 SPLITS = {"train": "TRAIN", "test": "TEST"}
 FORMATS = ("ts", "arff")
 _TS_FLAGS = ("timestamps", "missing", "univariate", "equallength", "classlabel", "targetlabel")
+MAX_COUNT_DIGITS = 18  # @dimensions, @seriesLength: below 10**18, and int() never sees thousands of digits
+MAX_PADDING = 4  # NaN padding of .ts cases: at most this many values made per value read
 _ATTRIBUTE = re.compile(r"@attribute\s+('[^']*'|\"[^\"]*\"|\S+)\s*(.*)$", re.IGNORECASE)
 
 # Which sets appear under the data root is up to the user; the UEA archive publishes no checksums.
@@ -94,10 +96,11 @@ def _flag(value: str, tag: str, path: Path) -> bool:
 
 
 def _count(value: str, tag: str, path: Path) -> int:
-    """A positive integer header value."""
-    if not value.strip().isdigit() or int(value) < 1:
-        raise CorruptFileError(f"{path}: @{tag} must be a positive integer, got {value!r}")
-    return int(value)
+    """A positive integer header value (plain ASCII digits, at most 18 of them: no count of a file is larger)."""
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_COUNT_DIGITS) or int(digits) < 1:
+        raise CorruptFileError(f"{path}: @{tag} must be a positive integer, got {value[:40]!r}")
+    return int(digits)
 
 
 def _ts_header(lines: list[str], path: Path) -> tuple[dict[str, str], int]:
@@ -110,7 +113,9 @@ def _ts_header(lines: list[str], path: Path) -> tuple[dict[str, str], int]:
         if not line.startswith("@"):
             raise CorruptFileError(f"{path}, line {index + 1}: data before the @data line (a .ts file starts "
                                    "with @problemName ... @data)")
-        tag, *value = line[1:].split(None, 1)
+        tag, *value = line[1:].split(None, 1) or [""]
+        if not tag:
+            raise CorruptFileError(f"{path}, line {index + 1}: a header line '@' without a tag name")
         if tag.lower() == "data":
             return header, index + 1
         header[tag.lower()] = value[0].strip() if value else ""
@@ -163,6 +168,17 @@ def _assemble(values: np.ndarray, sizes: np.ndarray) -> list[torch.Tensor]:
     return series
 
 
+def _check_padding(sizes: np.ndarray, path: Path) -> None:
+    """Raise :class:`CorruptFileError` when padding the dimensions of each case to its longest (``sizes``
+    [N, D] values per dimension) would make more than :data:`MAX_PADDING` values per value in the file:
+    a line of D dimensions, one of them T values long, would otherwise become D x T values."""
+    padded, read = int((sizes.max(axis=1) * sizes.shape[1]).sum()), int(sizes.sum())
+    if padded > MAX_PADDING * read:
+        raise CorruptFileError(f"{path}: the dimensions of its cases differ so much in length that padding them "
+                               f"with NaN would make {padded} values of the {read} in the file (more than "
+                               f"{MAX_PADDING} per value: garbled?)")
+
+
 def read_ts(path: str | os.PathLike) -> LabelledSeries:
     """Read a UEA/sktime ``.ts`` classification file: series [T_i, D] float32 and their class names.
 
@@ -199,6 +215,7 @@ def read_ts(path: str | os.PathLike) -> LabelledSeries:
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise CorruptFileError(f"{path}: class label(s) {unknown} are not declared in @classLabel {classes}")
+    _check_padding(sizes, path)
     values = _numbers([",".join(case) for case in dims], numbers, path)
     return LabelledSeries(header.get("problemname", path.stem), _assemble(values, sizes), labels, classes)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import torch
@@ -19,6 +20,12 @@ import torch
 FORMAT = "iirsnn-checkpoint"
 FORMAT_VERSION = 1
 LAST, BEST = "checkpoint-last.pt", "checkpoint-best.pt"
+#: torch.save's format since torch 1.6. torch.load also reads the older plain-pickle format, whose
+#: reader allocates whatever length a damaged byte declares (4 GiB for a 7-byte file): refused.
+ZIP_MAGIC = b"PK\x03\x04"
+#: What torch.load's weights-only unpickler and zip reader raise for damaged bytes besides UnpicklingError.
+_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError,
+                struct.error)
 
 
 class CheckpointError(ValueError):
@@ -47,13 +54,19 @@ def load(path: str | os.PathLike) -> dict:
         path = path / LAST
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        magic = f.read(len(ZIP_MAGIC))
+    if magic != ZIP_MAGIC:
+        raise CheckpointError(f"{path}: not a readable checkpoint: it does not start as the zip archive that "
+                              f"torch.save writes (starts with {magic!r}: empty, damaged, or torch's pre-1.6 format)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values "
-                              f"(nothing of it was run): {str(exc).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): {exc}") from None
+        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values, or its "
+                              f"pickle is damaged (nothing of it was run): {str(exc).splitlines()[0]}") from None
+    except _LOAD_ERRORS as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): "
+                              f"{type(exc).__name__}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an iirsnn checkpoint")
     if state.get("format_version") != FORMAT_VERSION:

@@ -36,6 +36,17 @@ def _yaml(text: str) -> object:
     return yaml.load(text, Loader=_Loader)
 
 
+#: What reading YAML raises for text that is not valid YAML: PyYAML's own errors, and the builtin ones
+#: that its safe constructors let through for malformed tagged scalars (``!!int ""`` IndexError,
+#: ``!!bool x`` KeyError, ``!!timestamp x`` AttributeError, ``!!float x`` ValueError) and its recursive
+#: composer for deep nesting (RecursionError).
+_YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, AttributeError, IndexError, KeyError, RecursionError)
+
+
+#: Values a config file may make per character of its text once its YAML aliases are expanded (+ 1000).
+ALIAS_EXPANSION = 10
+
+
 class ConfigError(ValueError):
     """A config key that is unknown, of the wrong type or out of range; the message names the key."""
 
@@ -285,7 +296,7 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> Experimen
             raise ConfigError(f"an override must look like key.sub=value, got {item!r}")
         try:
             value = _yaml(text) if text.strip() else ""
-        except yaml.YAMLError as exc:
+        except _YAML_ERRORS as exc:
             raise ConfigError(f"override {item!r}: the value is not a YAML value ({exc})") from exc
         parts = key.split(".")
         if "options" in parts[:-1]:  # merge into the existing options mapping
@@ -327,15 +338,37 @@ def load_config(path: str | Path, base: ExperimentConfig | None = None) -> Exper
     """An :class:`ExperimentConfig` from a YAML file (safe loading: plain values only, nothing runs)."""
     path = Path(path)
     try:
-        data = _yaml(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+        data = _yaml(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    except _YAML_ERRORS as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {type(exc).__name__}: {exc}") from exc
+    budget = ALIAS_EXPANSION * len(text) + 1000
+    if _expanded_size(data, budget) > budget:
+        raise ConfigError(f"config file {path}: its YAML aliases expand to more than {budget} values (an alias "
+                          "bomb or an alias that contains itself?)")
     try:
-        return config_from_dict(data or {}, base)
+        return config_from_dict({} if data is None else data, base)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _expanded_size(data: object, budget: int) -> int:
+    """The number of keys and values in ``data`` (nested dicts and lists) with every shared one counted each
+    time it appears, as writing the config out expands YAML aliases; counting stops past ``budget``."""
+    stack, count = [data], 0
+    while stack and count <= budget:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 def dump_config(config: ExperimentConfig) -> str:
