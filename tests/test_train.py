@@ -8,7 +8,7 @@ import torch
 
 from iirsnn.cli import main
 from iirsnn.train import CheckpointError, ConfigError, Trainer, apply_overrides, evaluate_checkpoint
-from iirsnn.train.checkpoint import BEST, LAST, load
+from iirsnn.train.checkpoint import BEST, LAST, load, save
 from iirsnn.train.config import ExperimentConfig, dump_config, load_config
 from iirsnn.train.loop import TIMING_KEYS
 
@@ -78,7 +78,7 @@ def test_a_checkpoint_from_before_the_loss_tie_break_resumes(tmp_path):
     Trainer(cfg, tmp_path / "run", quiet=True).run(max_steps=7)  # killed in epoch 2, after its checkpoint
     state = load(tmp_path / "run" / LAST)
     del state["best"]["loss"]
-    torch.save(state, tmp_path / "run" / LAST)
+    save(tmp_path / "run" / LAST, state)
     results = Trainer(cfg, tmp_path / "run", quiet=True).run(resume=True)
     assert results["epochs"] == 2 and results["selected"]["epoch"] in (1, 2)
 
@@ -200,3 +200,21 @@ def test_spike_count_ties_go_to_the_earliest_first_spike_not_the_lowest_index():
     spikes[[2], 2, 3] = 1
     assert spike_count_winner(spikes).tolist() == [2, 3, 1]
     assert spike_count_winner(torch.zeros(5, 2, 3)).tolist() == [0, 0]  # silence: no evidence, class 0
+
+
+def test_a_checkpoint_with_a_changed_byte_fails_its_checksum_and_version_1_still_loads(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save(path, {"model": {"w": torch.arange(1000.0)}, "epochs_done": 3})
+    state = load(path)
+    assert state["epochs_done"] == 3 and state["format_version"] == 2 and torch.equal(state["model"]["w"],
+                                                                                      torch.arange(1000.0))
+    outer = torch.load(path, weights_only=True)
+    outer["content"][len(outer["content"]) // 2] ^= 1  # one bit of the state flipped, the zip still valid
+    torch.save(outer, path)
+    with pytest.raises(CheckpointError, match="SHA-256 of its content does not match"):
+        load(path)
+    torch.save({"format": "iirsnn-checkpoint", "format_version": 1, "epochs_done": 2}, path)
+    assert load(path)["epochs_done"] == 2
+    torch.save({"format": "iirsnn-checkpoint", "format_version": 7}, path)
+    with pytest.raises(CheckpointError, match="format version 7, this iirsnn reads versions 1 and 2"):
+        load(path)

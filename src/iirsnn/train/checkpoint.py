@@ -10,6 +10,8 @@ network is rebuilt from the checkpoint alone) and the versions of iirsnn and tor
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import struct
@@ -18,7 +20,8 @@ from pathlib import Path
 import torch
 
 FORMAT = "iirsnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the state as checksummed bytes; 1 (still read): the state itself
+_HEADER = ("format", "format_version", "versions")
 LAST, BEST = "checkpoint-last.pt", "checkpoint-best.pt"
 #: torch.save's format since torch 1.6. torch.load also reads the older plain-pickle format, whose
 #: reader allocates whatever length a damaged byte declares (4 GiB for a 7-byte file): refused.
@@ -33,12 +36,18 @@ class CheckpointError(ValueError):
 
 
 def save(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` (plain values and tensors) to ``path`` atomically, with the format header."""
+    """Write ``state`` (plain values and tensors) to ``path`` atomically: the format header, and the state
+    as the bytes of its own ``torch.save`` with their SHA-256, which :func:`load` checks before reading them."""
     from iirsnn import __version__
     from iirsnn.atomic import atomic_path
 
+    buffer = io.BytesIO()
+    torch.save({k: v for k, v in state.items() if k not in _HEADER}, buffer)
+    content = buffer.getvalue()
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
-               "versions": {"iirsnn": __version__, "torch": str(torch.__version__)}, **state}
+               "versions": {"iirsnn": __version__, "torch": str(torch.__version__)},
+               "sha256": hashlib.sha256(content).hexdigest(),
+               "content": torch.frombuffer(bytearray(content), dtype=torch.uint8)}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -59,20 +68,37 @@ def load(path: str | os.PathLike) -> dict:
     if magic != ZIP_MAGIC:
         raise CheckpointError(f"{path}: not a readable checkpoint: it does not start as the zip archive that "
                               f"torch.save writes (starts with {magic!r}: empty, damaged, or torch's pre-1.6 format)")
+    state = _torch_load(path, path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an iirsnn checkpoint")
+    version = state.get("format_version")
+    if version == 1:  # before checksums: the state itself
+        return state
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r}, this iirsnn reads versions 1 and "
+                              f"{FORMAT_VERSION}")
+    content = state.get("content")
+    if not isinstance(content, torch.Tensor) or content.dtype != torch.uint8 or content.dim() != 1:
+        raise CheckpointError(f"{path}: damaged: its content is not a byte string")
+    data = content.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != state.get("sha256"):
+        raise CheckpointError(f"{path}: damaged: the SHA-256 of its content does not match the one it records")
+    inner = _torch_load(io.BytesIO(data), path)
+    if not isinstance(inner, dict):
+        raise CheckpointError(f"{path}: not an iirsnn checkpoint")
+    return {**inner, **{k: state.get(k) for k in _HEADER}}
+
+
+def _torch_load(source: Path | io.BytesIO, path: Path) -> object:
+    """``torch.load(weights_only=True)`` of ``source``, its errors as :class:`CheckpointError` naming ``path``."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values, or its "
                               f"pickle is damaged (nothing of it was run): {str(exc).splitlines()[0]}") from None
     except _LOAD_ERRORS as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): "
                               f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an iirsnn checkpoint")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {state.get('format_version')!r}, this iirsnn "
-                              f"reads version {FORMAT_VERSION}")
-    return state
 
 
 def rng_state() -> dict:
