@@ -1,6 +1,7 @@
 """Real SIGKILLs at random moments of a training run (mid-step, mid-evaluation, mid-checkpoint write); each
 time ``iirsnn train --resume`` continues, and the run ends bit for bit equal to an uninterrupted one."""
 
+import errno
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from iirsnn.train.checkpoint import LAST, load
@@ -77,9 +79,8 @@ def test_runs_killed_at_random_moments_resume_to_the_same_weights_and_metrics(tm
     assert _without_timing(results[0]["selected"]) == _without_timing(results[1]["selected"])
 
 
-def test_a_full_disk_mid_checkpoint_keeps_the_last_one_and_the_run_resumes(tmp_path, monkeypatch, capsys):
-    import errno
-
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])  # a full disk; a file system gone read-only
+def test_a_full_disk_mid_checkpoint_keeps_the_last_one_and_the_run_resumes(tmp_path, monkeypatch, capsys, code):
     from iirsnn.cli import main
     from iirsnn.train import checkpoint
 
@@ -95,14 +96,14 @@ def test_a_full_disk_mid_checkpoint_keeps_the_last_one_and_the_run_resumes(tmp_p
         if len(calls) == 2:  # the second last-checkpoint (epoch 2): half written, then no space left
             with open(path, "wb") as f:
                 f.write(b"PK\x03\x04 half")
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            raise OSError(code, os.strerror(code), str(path))
         return real_save(obj, path, *args, **kwargs)
 
     run = tmp_path / "run"
     monkeypatch.setattr(checkpoint.torch, "save", save_until_the_disk_fills)
     assert main(["train", "--config", str(config), "--out", str(run), "--quiet", "--no-figures"]) == 1
     err = capsys.readouterr().err
-    assert "No space left on device" in err and f"--resume {run}" in err
+    assert os.strerror(code) in err and f"--resume {run}" in err
     assert load(run / LAST)["epochs_done"] == 1  # the checkpoint before the failed write, intact
     assert not list(run.glob(".*.tmp"))
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
@@ -133,8 +134,6 @@ def _poison_layer_after(model, layer_index: int, calls_before: int):
 
 
 def test_a_nan_stops_the_run_naming_the_layer_and_the_step(tmp_path):
-    import pytest
-
     from iirsnn.train import Trainer
 
     cfg = apply_overrides(ExperimentConfig(experiment="nan"), [*CONFIG, "epochs=2", "checkpoint_every=0"])
@@ -148,8 +147,6 @@ def test_a_nan_stops_the_run_naming_the_layer_and_the_step(tmp_path):
 
 
 def test_a_nan_gradient_is_named_and_skip_mode_skips_only_those_steps(tmp_path):
-    import pytest
-
     from iirsnn.train import Trainer
 
     cfg = apply_overrides(ExperimentConfig(experiment="nan"), [*CONFIG, "epochs=1", "checkpoint_every=0"])
