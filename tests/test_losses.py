@@ -222,3 +222,17 @@ def test_spike_count_mse_validation():
         losses.spike_count_mse(spikes.int(), torch.zeros(4, 3))
     with pytest.raises(ValueError, match="reduction must be one of"):
         losses.spike_count_mse(spikes, torch.zeros(4, 3), reduction="elementwise")
+
+
+def test_batch_first_spikes_are_named_when_the_target_gives_them_away():
+    """[B, T, N] input fits a time-major network whenever N fits; the loss's target [B] then matches the
+    output's first size, not its second, and the error says so."""
+    from iirsnn.functional import spike_count_cross_entropy
+    from iirsnn.models import from_spec
+
+    x = (torch.rand(8, 25, 12) < 0.3).float()  # [B=8, T=25, N=12], passed as if time-major
+    out = from_spec("16-4", (12,))(x)
+    with pytest.raises(ValueError, match=r"look batch-first \[B, T, K\], and iirsnn is time-major"):
+        spike_count_cross_entropy(out, torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"got shape \[7\]$"):  # no hint when nothing points at the layout
+        spike_count_cross_entropy(out, torch.zeros(7, dtype=torch.long))

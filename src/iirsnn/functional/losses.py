@@ -51,8 +51,9 @@ def _spike_counts_input(spikes: object, name: str) -> torch.Tensor:
     return spikes
 
 
-def _class_target(target: object, batch: int, classes: int) -> torch.Tensor:
-    """Class indices [B] (an integer tensor with values in [0, K)) as int64."""
+def _class_target(target: object, batch: int, classes: int, steps: int | None = None) -> torch.Tensor:
+    """Class indices [B] (an integer tensor with values in [0, K)) as int64; ``steps`` (T of the spikes) lets
+    the error of a target that matches T instead of B say that the spikes look batch-first."""
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor of class indices, got {type(target).__name__}")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
@@ -61,9 +62,13 @@ def _class_target(target: object, batch: int, classes: int) -> torch.Tensor:
             "(or target.argmax(-1) for one-hot targets)"
         )
     if tuple(target.shape) != (batch,):
+        hint = ""
+        if steps is not None and tuple(target.shape) == (steps,):
+            hint = (f"; it matches the spikes' first size {steps} instead: the spikes look batch-first [B, T, K], "
+                    "and iirsnn is time-major: the network's input must be [T, B, ...] (x.transpose(0, 1))")
         raise ValueError(
             f"target must be [B] = [{batch}] class indices (one per sample of spikes [T, B, K]), "
-            f"got shape {list(target.shape)}"
+            f"got shape {list(target.shape)}{hint}"
         )
     if batch and not bool(((target >= 0) & (target < classes)).all()):
         raise ValueError(
@@ -122,7 +127,7 @@ def spike_count_cross_entropy(spikes: torch.Tensor, target: torch.Tensor, scale:
     spikes = _spike_counts_input(spikes, "spikes")
     if spikes.shape[2] == 0:
         raise ValueError(f"spikes must have at least one class (K = spikes.shape[2]), got shape {list(spikes.shape)}")
-    target = _class_target(target, spikes.shape[1], spikes.shape[2])
+    target = _class_target(target, spikes.shape[1], spikes.shape[2], spikes.shape[0])
     scale = _scale(scale)
     reduction = _reduction(reduction)
     logits = spikes.sum(0) * scale
