@@ -36,3 +36,25 @@ def test_built_once_then_read_and_a_corrupt_entry_is_rebuilt(tmp_path):
 def test_builder_must_return_tensors(tmp_path):
     with pytest.raises(CorruptFileError, match="dict of tensors"):
         cached("d", {}, lambda: {"x": [1, 2]}, tmp_path)
+
+
+class _Planted:
+    """A pickle that would create a file when loaded."""
+
+    def __reduce__(self):
+        return (open, (str(_Planted.marker), "w"))
+
+
+def test_a_planted_or_foreign_cache_entry_runs_no_code_and_is_rebuilt(tmp_path):
+    import pickle
+
+    build = lambda: {"x": torch.arange(3.0)}  # noqa: E731
+    cached("d", {"T": 1}, build, tmp_path)
+    (entry,) = tmp_path.glob("d-*.pt")
+    _Planted.marker = tmp_path / "ran"
+    for planted in (lambda: torch.save({"x": _Planted()}, entry), lambda: entry.write_bytes(pickle.dumps(_Planted())),
+                    lambda: torch.save({"x": "not a tensor"}, entry)):
+        planted()
+        with pytest.warns(UserWarning, match="unreadable"):
+            assert torch.equal(cached("d", {"T": 1}, build, tmp_path)["x"], torch.arange(3.0))
+        assert not _Planted.marker.exists()

@@ -48,16 +48,34 @@ def cached(dataset: str, params: Mapping[str, object], build: Callable[[], dict[
         return build()
     path = cache_dir(directory) / f"{cache_key(dataset, params)}.pt"
     if path.is_file():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception as exc:  # a truncated or foreign file: rebuild it
-            import warnings
+        problem = _entry_problem(path)
+        if problem is None:
+            try:
+                entry = torch.load(path, weights_only=True)  # tensors and plain containers only: no code runs
+                if _is_tensor_dict(entry):
+                    return entry
+                problem = "it does not hold a dict of tensors"
+            except Exception as exc:  # a truncated or foreign file: rebuild it
+                problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        import warnings
 
-            warnings.warn(f"cache entry {path} is unreadable ({exc}); rebuilding it", stacklevel=2)
+        warnings.warn(f"cache entry {path} is unreadable ({problem}); rebuilding it", stacklevel=2)
     tensors = build()
-    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+    if not _is_tensor_dict(tensors):
         raise CorruptFileError(f"cache builder of {dataset!r} must return a dict of tensors")
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     return tensors
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why the file at ``path`` is no cache entry before torch reads it: what this cache writes is the zip
+    archive of ``torch.save`` (torch's older plain-pickle reader allocates whatever a damaged byte declares)."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    return None if start == b"PK\x03\x04" else f"not the zip archive torch.save writes (starts with {start!r})"
+
+
+def _is_tensor_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())
