@@ -129,6 +129,8 @@ def test_config_yaml_round_trips_and_trains_again(tmp_path):
     (["--set", "augment.warp=1.5"], "augment.warp"),
     (["--set", "augment.noise=-1"], "augment.noise"),
     (["--set", "augment.shfit=2"], "augment.shfit"),
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--set", "nonfinite=ignore"], "nonfinite must be one of"),
 ])
 def test_config_errors_name_the_key_before_training(tmp_path, capsys, args, message):
     assert main(["train", "spike-timing", "--out", str(tmp_path / "run"), "--quiet", *args]) == 2

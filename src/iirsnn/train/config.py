@@ -177,6 +177,7 @@ class ExperimentConfig:
         for key in ("epochs", "batch", "eval_batch"):
             _at_least(key, getattr(self, key), 1)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
+        _at_least("seed", self.seed, 0)
         for key in ("shift", "time_mask", "channel_mask", "scale", "noise"):
             value = getattr(self.augment, key)
             if not (value >= 0 and math.isfinite(value)):
