@@ -24,3 +24,11 @@ def test_readme_data_example_runs(monkeypatch, shared_data):
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert tuple(namespace["x"].shape) == (30, 16, 12) and namespace["y"].shape == (16,)
+
+
+def test_readme_streaming_example_runs(capsys):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "Stream(" in b]
+    assert blocks, "README has no streaming example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.startswith("spikes so far: ") and namespace["stream"].model is None  # closed

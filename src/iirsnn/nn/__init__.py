@@ -13,6 +13,7 @@ from iirsnn.nn.neuron import LIFNeuron
 from iirsnn.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d
 from iirsnn.nn.reshape import Flatten
 from iirsnn.nn.state import StatefulModule, reset_states, set_stateful
+from iirsnn.nn.streaming import Stream
 from iirsnn.nn.synapse import SynapseFilter
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "MaxPool2d",
     "SpikingLayer",
     "StatefulModule",
+    "Stream",
     "SumPool2d",
     "SynapseFilter",
     "chunked_forward",
