@@ -103,9 +103,11 @@ def plot_kernels(initial, learned, path: str | os.PathLike | None = None, steps:
         ax.plot(t, before[min(k, before.shape[0] - 1)].numpy(), linestyle="--", color="C0", label="initial")
         ax.plot(t, after[min(k, after.shape[0] - 1)].numpy(), linestyle="-", color="C1", label="learned")
         ax.grid(alpha=0.3)
-        ax.set_title(f"kernel {k}" if total > 1 else "kernel")
+        if total > 1:  # one shared kernel: the figure's title says it all
+            ax.set_title(f"kernel {k}")
         if k + cols >= shown:  # the lowest panel of its column
             ax.set_xlabel("time step")
     axes[0].legend()
-    fig.suptitle("synapse kernels" + (f" (first {shown} of {total})" if shown < total else ""))
+    title = "synapse kernels" if total > 1 else "synapse kernel (shared by the layer)"
+    fig.suptitle(title + (f" (first {shown} of {total})" if shown < total else ""))
     return save(fig, path, dpi)
