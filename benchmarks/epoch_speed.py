@@ -27,6 +27,7 @@ import sys
 import time
 
 import torch
+from process_settings import cpu_model  # benchmarks/: the CPU named as every figure names it
 
 from iirsnn.data.mnist import MNIST
 from iirsnn.experiments import recipe
@@ -129,11 +130,6 @@ def snntorch_conv(steps: int):
     return model, lambda images: model((torch.rand(steps, *images.shape) < images).float())
 
 
-def _cpu_name() -> str:
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
-
-
 def time_steps(model, run, batches, warmup: int = 2) -> dict:
     """Median seconds of a training step (forward, spike-count cross-entropy, backward, Adam) over
     ``batches`` after ``warmup`` untimed ones; the output firing rate of the last."""
@@ -188,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             epoch_s = figures["step_s"] * math.ceil(TRAIN_IMAGES / batch)
             results.append({"workload": workload, "library": name, "batch": batch, "T": steps, **figures,
                             "epoch_s": epoch_s, "threads": args.threads,
-                            "cpu": _cpu_name(), "torch": torch.__version__})
+                            "cpu": cpu_model(), "torch": torch.__version__})
             print(f"{workload:10s} {name:18s} {figures['step_s'] * 1e3:9.1f} ms/step  epoch {epoch_s:8.1f} s  "
                   f"output rate {figures['out_rate']:.3f}", flush=True)
         base = next(r for r in results if r["workload"] == workload and r["library"] == "iirsnn")

@@ -49,6 +49,7 @@ from iirsnn.train.config import (
     dump_config,
     load_config,
 )
+from test_data_uea import ARFF_EXAMPLE, TS_EXAMPLE  # the hand-written valid files
 
 PEAK_BASE = 8 << 20  # bytes tracemalloc may see on top of PEAK_PER_BYTE per byte of the file
 PEAK_PER_BYTE = 64
@@ -63,32 +64,6 @@ def fuzz(max_examples: int) -> Callable:
 
 # --- valid files -----------------------------------------------------------------------------------
 
-TS_TEXT = """# a hand-written .ts file
-@problemName Example
-@timeStamps false
-@missing true
-@univariate false
-@dimensions 2
-@equalLength false
-@classLabel true yes no
-@data
-1.0,2.0,3.0:4.0,5.0,6.0:yes
-
-7,?,9:10,11:no
-"""
-ARFF_TEXT = """% a UEA-style relational file
-@relation Mini
-@attribute series relational
-  @attribute t1 numeric
-  @attribute t2 numeric
-  @attribute t3 numeric
-@end series
-@attribute activity {Standing,Running}
-
-@data
-'1,2,3\\n4,5,6',Standing
-'7,8,?\\n10,?,?',Running
-"""
 ARFF_UNIVARIATE_TEXT = ("@relation U\n@attribute t1 numeric\n@attribute t2 numeric\n@attribute c {a,b}\n"
                         "@data\n1,2,a\n3,?,b\n")
 
@@ -174,8 +149,8 @@ FORMATS = [
         np.array([1, 60]), np.array([0, 1]), np.array([5, 900]))), (ntidigits.read_bs1,)),
     Format("alive-1.tsd", lambda _: tsd_bytes(), (auslan.read_tsd,), text=True),
     Format("ae.train", lambda _: vowels_bytes(), (japanese_vowels.read_blocks,), text=True),
-    Format("Example_TRAIN.ts", lambda _: TS_TEXT.encode(), (uea.read_ts, uea.declared_classes), text=True),
-    Format("Mini_TRAIN.arff", lambda _: ARFF_TEXT.encode(), (uea.read_arff, uea.declared_classes), text=True),
+    Format("Example_TRAIN.ts", lambda _: TS_EXAMPLE.encode(), (uea.read_ts, uea.declared_classes), text=True),
+    Format("Mini_TRAIN.arff", lambda _: ARFF_EXAMPLE.encode(), (uea.read_arff, uea.declared_classes), text=True),
     Format("U_TEST.arff", lambda _: ARFF_UNIVARIATE_TEXT.encode(), (uea.read_arff, uea.declared_classes), text=True),
     Format("associative_target.npy", lambda _: npy_bytes(), (associative.read_npy,)),
     Format("config.yaml", lambda _: config_bytes(), (load_config,), (ConfigError,), text=True),

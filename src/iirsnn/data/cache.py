@@ -20,6 +20,7 @@ import torch
 from iirsnn.atomic import atomic_write_bytes
 from iirsnn.data.errors import CorruptFileError
 from iirsnn.data.files import sha256_bytes
+from iirsnn.torch_files import zip_problem
 
 CACHE_VERSION = 1
 ENV_CACHE = "IIRSNN_CACHE"
@@ -48,7 +49,7 @@ def cached(dataset: str, params: Mapping[str, object], build: Callable[[], dict[
         return build()
     path = cache_dir(directory) / f"{cache_key(dataset, params)}.pt"
     if path.is_file():
-        problem = _entry_problem(path)
+        problem = zip_problem(path)  # torch's older plain-pickle reader allocates what a damaged byte declares
         if problem is None:
             try:
                 entry = torch.load(path, weights_only=True)  # tensors and plain containers only: no code runs
@@ -67,14 +68,6 @@ def cached(dataset: str, params: Mapping[str, object], build: Callable[[], dict[
     torch.save(tensors, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     return tensors
-
-
-def _entry_problem(path: Path) -> str | None:
-    """Why the file at ``path`` is no cache entry before torch reads it: what this cache writes is the zip
-    archive of ``torch.save`` (torch's older plain-pickle reader allocates whatever a damaged byte declares)."""
-    with open(path, "rb") as f:
-        start = f.read(4)
-    return None if start == b"PK\x03\x04" else f"not the zip archive torch.save writes (starts with {start!r})"
 
 
 def _is_tensor_dict(value: object) -> bool:

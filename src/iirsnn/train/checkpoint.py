@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
+from iirsnn.torch_files import zip_problem
+
 FORMAT = "iirsnn-checkpoint"
 FORMAT_VERSION = 2  # 2: the state as checksummed bytes; 1 (still read): the state itself
 _HEADER = ("format", "format_version", "versions")
 LAST, BEST = "checkpoint-last.pt", "checkpoint-best.pt"
-#: torch.save's format since torch 1.6. torch.load also reads the older plain-pickle format, whose
-#: reader allocates whatever length a damaged byte declares (4 GiB for a 7-byte file): refused.
-ZIP_MAGIC = b"PK\x03\x04"
 #: What torch.load's weights-only unpickler and zip reader raise for damaged bytes besides UnpicklingError.
 _LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError,
                 struct.error)
@@ -63,11 +62,10 @@ def load(path: str | os.PathLike) -> dict:
         path = path / LAST
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    with open(path, "rb") as f:
-        magic = f.read(len(ZIP_MAGIC))
-    if magic != ZIP_MAGIC:
-        raise CheckpointError(f"{path}: not a readable checkpoint: it does not start as the zip archive that "
-                              f"torch.save writes (starts with {magic!r}: empty, damaged, or torch's pre-1.6 format)")
+    problem = zip_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{path}: not a readable checkpoint: {problem}: empty, damaged, or torch's "
+                              "pre-1.6 format")
     state = _torch_load(path, path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an iirsnn checkpoint")

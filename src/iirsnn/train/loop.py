@@ -156,15 +156,14 @@ class Trainer:
             rates.remove()
         return self._finish()
 
-    def _nonfinite(self, epoch: int, step_index: int, what: str, skipped: int) -> int:
+    def _nonfinite(self, epoch: int, step_index: int, what: str, skipped: int) -> None:
         """A NaN or an infinity at this step: stop (``nonfinite: stop``), or skip the step's update and its
-        score (``nonfinite: skip``; returns 1, the step skipped)."""
+        score (``nonfinite: skip``; ``skipped`` steps so far this epoch, this one included)."""
         message = f"epoch {epoch}, step {step_index + 1}: {what}"
         if self.cfg.nonfinite == "stop":
             raise FloatingPointError(f"{message}; the run stops (nonfinite=skip skips such steps instead)")
         self.optimizer.zero_grad(set_to_none=True)
-        warnings.warn(f"{message}: step skipped ({skipped + 1} this epoch)", RuntimeWarning, stacklevel=2)
-        return 1
+        warnings.warn(f"{message}: step skipped ({skipped} this epoch)", RuntimeWarning, stacklevel=2)
 
     def _drop_unfinished_writes(self) -> None:
         """Remove the temporary files of writes a killed run left behind (:mod:`iirsnn.atomic`: never read)."""
@@ -229,7 +228,8 @@ class Trainer:
                 self.optimizer.step()
                 score_batch(score, cfg, self.model, out, batch, loss.detach())
             else:
-                skipped += self._nonfinite(epoch, i, problem, skipped)
+                skipped += 1
+                self._nonfinite(epoch, i, problem, skipped)
             seconds += time.perf_counter() - t0
             self.global_step += 1
             self.step_in_epoch = i + 1

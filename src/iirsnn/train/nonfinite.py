@@ -1,5 +1,6 @@
-"""Finding where a NaN or an infinity came from: the first layer whose output, or the first parameter whose
-gradient, is not finite. The trainer calls these only once a loss or a gradient is found non-finite."""
+"""Finding where a NaN or an infinity came from: the first parameter whose gradient is not finite (checked
+after every backward), and the first layer whose output is not finite (searched only once a loss or a
+forward value was found non-finite)."""
 
 from __future__ import annotations
 
