@@ -9,9 +9,10 @@ training (glibc's allocator mode, flush-to-zero) are one call, :func:`iirsnn.tun
 """
 
 from iirsnn import config, functional, kernels, models, nn
+from iirsnn.interchange import export_nir, import_nir
 from iirsnn.process import ProcessSettings, process_settings, tune_process
 
 __version__ = "0.1.0"
 
-__all__ = ["ProcessSettings", "__version__", "config", "functional", "kernels", "models", "nn", "process_settings",
-           "tune_process"]
+__all__ = ["ProcessSettings", "__version__", "config", "export_nir", "functional", "import_nir", "kernels", "models",
+           "nn", "process_settings", "tune_process"]

@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from iirsnn.cli_nir import add_parsers as add_nir_parsers
 from iirsnn.cli_train import add_parsers as add_train_parsers
 from iirsnn.process import tune_process
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iirsnn", description="Spiking neural networks as networks of IIR filters.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parsers(sub)
+    add_nir_parsers(sub)
     from iirsnn.benchmark import SWEEPS, WORKLOADS, names_type, positive_int
 
     data = sub.add_parser("data", help="list, verify (checksums, counts) or download the datasets")
