@@ -32,3 +32,12 @@ def test_readme_streaming_example_runs(capsys):
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert capsys.readouterr().out.startswith("spikes so far: ") and namespace["stream"].model is None  # closed
+
+
+def test_readme_nir_example_runs(capsys, tmp_path, monkeypatch):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "export_nir" in b]
+    assert blocks, "README has no NIR example"
+    monkeypatch.chdir(tmp_path)  # the example writes net.nir
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    assert capsys.readouterr().out == "same spikes after the round trip: True\n"
+    assert (tmp_path / "net.nir").is_file()
