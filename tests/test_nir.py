@@ -212,6 +212,10 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path):
         torch.tensor([1.0, -0.5]), torch.tensor([1.0])))))
     with pytest.raises(NoSectionsError, match="complex"):
         export_nir(custom, input_shape=(6,))
+    delayed = torch.nn.Sequential(inn.Delay(2), from_spec("4", (6,))[0])
+    with pytest.raises(ValueError, match="peer importers read no NIR Delay"):
+        export_nir(delayed, profile="peer", input_shape=(6,))
+    assert isinstance(export_nir(delayed, input_shape=(6,)).nodes["delay0"], nir.Delay)
     with pytest.raises(FileNotFoundError, match="no NIR file"):
         import_nir(tmp_path / "missing.nir")
     broken = tmp_path / "broken.nir"
@@ -244,3 +248,21 @@ def test_command_line_exports_a_run_and_reads_it_back(tmp_path):
         assert main(["nir", "import", str(out)]) == 0
     assert "'8-4'" in buffer.getvalue() and "parameters" in buffer.getvalue()
     assert main(["nir", "import", str(tmp_path / "none.nir")]) == 2
+
+
+def test_axonal_delay_and_delay_synapse_round_trip(tmp_path):
+    """A Delay module and the "delay" synapse preset (a pure FIR kernel: Delay nodes in the layer) read back and run
+    under nirtorch with the same spikes."""
+    torch.manual_seed(4)
+    first = inn.SpikingLayer(inn.Linear(6, 12), inn.SynapseFilter("delay", d=2), inn.LIFNeuron(3.0))
+    second = from_spec("5", (12,), tau_m=3.0, tau_s=1.5)[0]
+    net = torch.nn.Sequential(inn.Delay(3), first, second).double().eval()
+    x = (torch.rand(STEPS, 2, 6, generator=torch.Generator().manual_seed(8), dtype=torch.float64) < 0.4).double()
+    with torch.no_grad():
+        expected = net(x)
+    assert expected.sum() > 20
+    path = tmp_path / "delayed.nir"
+    nir.write(path, export_nir(net, dt=1e-3, input_shape=(6,)))
+    with torch.no_grad():
+        assert torch.equal(import_nir(path)(x), expected)
+    assert torch.equal(_require("nir_step_modules").run(path, x, dt=1e-3), expected)

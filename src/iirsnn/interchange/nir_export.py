@@ -236,6 +236,9 @@ def export_nir(model: torch.nn.Module, dt: float = 1e-4, profile: str = "exact",
         elif isinstance(module, inn.Flatten):
             chain = [(f"flatten{index}", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))]
         elif isinstance(module, inn.Delay):
+            if module.steps and profile == "peer":
+                raise ValueError(f"module {index}: an axonal delay of {module.steps} steps; the peer importers read no "
+                                 "NIR Delay node (the exact profile writes one)")
             chain = [(f"delay{index}", nir.Delay(delay=np.full(shape, module.steps * dt)))] if module.steps else []
         else:
             raise ValueError(f"module {index} ({type(module).__name__}) has no NIR form; the exportable modules are "
