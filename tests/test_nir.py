@@ -266,3 +266,34 @@ def test_axonal_delay_and_delay_synapse_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(import_nir(path)(x), expected)
     assert torch.equal(_require("nir_step_modules").run(path, x, dt=1e-3), expected)
+
+
+def test_a_peer_written_lif_graph_reads_as_the_peer_runs_it():
+    """Affine -> LIF as snnTorch writes a Leaky neuron (tau = dt / (1 - beta), r = tau / dt, reset to 0; its own
+    export_to_nir fails type inference under nir 1.0.8, so the graph is written here by its mapping): iirsnn's
+    reading gives the snnTorch network's spikes at every step."""
+    snn = _require("snntorch")
+    dt, betas = 1e-4, (0.8, 0.7)
+    torch.manual_seed(6)
+    linears = [torch.nn.Linear(12, 30), torch.nn.Linear(30, 10)]
+    with torch.no_grad():
+        for linear in linears:
+            linear.weight.mul_(3.0)
+    peer = torch.nn.Sequential(*(m for linear, beta in zip(linears, betas, strict=True) for m in (
+        linear, snn.Leaky(beta=beta, reset_mechanism="zero", reset_delay=False, init_hidden=True))))
+    nodes, edges, previous = {"input": nir.Input(input_type=np.array([12]))}, [], "input"
+    for i, (linear, beta) in enumerate(zip(linears, betas, strict=True)):
+        n, tau = linear.out_features, dt / (1 - beta)
+        nodes[f"w{i}"] = nir.Affine(weight=linear.weight.detach().numpy(), bias=linear.bias.detach().numpy())
+        nodes[f"lif{i}"] = nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / dt), v_leak=np.zeros(n),
+                                   v_threshold=np.ones(n), v_reset=np.zeros(n))
+        edges += [(previous, f"w{i}"), (f"w{i}", f"lif{i}")]
+        previous = f"lif{i}"
+    nodes["output"] = nir.Output(output_type=np.array([10]))
+    edges.append((previous, "output"))
+    x = (torch.rand(100, 4, 12, generator=torch.Generator().manual_seed(9)) < 0.3).float()
+    with torch.no_grad():
+        theirs = torch.stack([peer(step) for step in x])
+        ours = import_nir(nir.NIRGraph(nodes=nodes, edges=edges), dt=dt)(x)
+    assert theirs.sum() > 100
+    assert torch.equal(ours, theirs)
