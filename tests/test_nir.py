@@ -1,4 +1,4 @@
-"""NIR export and import (iirsnn.interchange): the exact profile read back bit for bit, run by an independent
+"""NIR export and import (iirsnn.interop): the exact profile read back bit for bit, run by an independent
 executor (nirtorch with a node map written from NIR's equations) and by nir 1.0.7; the peer profile read by
 snnTorch; the sections form of IIR filters against impulse responses; refusals with clear messages."""
 
@@ -31,7 +31,7 @@ from iirsnn import export_nir, import_nir  # noqa: E402
 from iirsnn import nn as inn  # noqa: E402
 from iirsnn.functional.filter import impulse_response  # noqa: E402
 from iirsnn.functional.presets import Coefficients, preset  # noqa: E402
-from iirsnn.interchange.sections import NoSectionsError, from_sections, to_sections  # noqa: E402
+from iirsnn.interop.sections import NoSectionsError, from_sections, to_sections  # noqa: E402
 from iirsnn.models import from_spec  # noqa: E402
 
 STEPS = 200

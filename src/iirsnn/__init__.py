@@ -9,7 +9,7 @@ training (glibc's allocator mode, flush-to-zero) are one call, :func:`iirsnn.tun
 """
 
 from iirsnn import config, functional, kernels, models, nn
-from iirsnn.interchange import export_nir, import_nir
+from iirsnn.interop import export_nir, import_nir
 from iirsnn.process import ProcessSettings, process_settings, tune_process
 
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from iirsnn import nn as inn
-from iirsnn.interchange.sections import NoSectionsError, to_sections
+from iirsnn.interop.sections import NoSectionsError, to_sections
 
 PROFILES = ("exact", "peer")
 DISCRETISATION = ("forward Euler at step dt: x[t] = x[t-1] + dt/tau (v_leak - x[t-1] + r u[t]) with the input u "

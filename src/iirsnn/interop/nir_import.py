@@ -1,4 +1,4 @@
-"""Read a NIR graph into an iirsnn network: the ``exact`` profile of :mod:`iirsnn.interchange.nir_export`
+"""Read a NIR graph into an iirsnn network: the ``exact`` profile of :mod:`iirsnn.interop.nir_export`
 (bit for bit when its metadata is there) and the chains the peer libraries write.
 
 Every LI / I node is read with forward Euler at step ``dt`` (pole p = 1 - dt / tau, input gain
@@ -27,8 +27,8 @@ import torch
 
 from iirsnn import nn as inn
 from iirsnn.functional.presets import Coefficients
-from iirsnn.interchange.nir_export import _nir
-from iirsnn.interchange.sections import Sections, from_sections
+from iirsnn.interop.nir_export import _nir
+from iirsnn.interop.sections import Sections, from_sections
 
 UNIT_GAIN = 1e-12  # an input gain r dt / tau this close to 1 is the unit gain the exact profile writes
 CONSISTENT = 1e-9  # metadata coefficients are used where the nodes give them back to this relative error
