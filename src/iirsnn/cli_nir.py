@@ -36,7 +36,7 @@ def _export(args: argparse.Namespace) -> int:
     import nir
 
     from iirsnn.atomic import atomic_path
-    from iirsnn.interchange import export_nir
+    from iirsnn.interop import export_nir
     from iirsnn.train.checkpoint import CheckpointError
 
     try:
@@ -53,7 +53,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from iirsnn.interchange import import_nir
+    from iirsnn.interop import import_nir
 
     try:
         network = import_nir(args.file, dt=args.dt)
