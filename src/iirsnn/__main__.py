@@ -1,0 +1,7 @@
+"""``python -m iirsnn``, the ``iirsnn`` command (``torchrun ... -m iirsnn train ...`` starts it in each process)."""
+
+import sys
+
+from iirsnn.cli import main
+
+sys.exit(main())
