@@ -92,21 +92,23 @@ def resolve_config(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     from iirsnn.train import CheckpointError, ConfigError, Trainer, load_config
+    from iirsnn.train.distributed import process_group
 
     run_dir = None
     try:
-        if args.resume:
-            given = [f for f in ("experiment", "config", "epochs", "batch", "seed", "lr", "model", "precision",
-                                 "problem", "checkpoint_every", "out") if getattr(args, f)]
-            if given or args.overrides or args.quick or args.learn_synapse or args.fixed_synapse:
-                raise ConfigError(f"--resume continues a run with its own config; drop {given or '--set/--quick'}")
-            run_dir = Path(args.resume)
-            cfg = load_config(run_dir / "config.yaml")
-        else:
-            cfg = resolve_config(args)
-            run_dir = Path(args.out or f"runs/{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
-        trainer = Trainer(cfg, run_dir, quiet=args.quiet, root=args.data_dir)
-        results = trainer.run(resume=bool(args.resume))
+        with process_group() as ranks:  # under torchrun: one of its processes; rank 0 reads the files, writes the run
+            if args.resume:
+                given = [f for f in ("experiment", "config", "epochs", "batch", "seed", "lr", "model", "precision",
+                                     "problem", "checkpoint_every", "out") if getattr(args, f)]
+                if given or args.overrides or args.quick or args.learn_synapse or args.fixed_synapse:
+                    raise ConfigError(f"--resume continues a run with its own config; drop {given or '--set/--quick'}")
+                run_dir = Path(args.resume)
+                cfg = ranks.on_main(load_config, run_dir / "config.yaml")
+            else:
+                cfg = ranks.on_main(resolve_config, args)
+                run_dir = Path(args.out or ranks.on_main(time.strftime, f"runs/{cfg.experiment}-%Y%m%d-%H%M%S"))
+            trainer = Trainer(cfg, run_dir, quiet=args.quiet, root=args.data_dir)
+            results = trainer.run(resume=bool(args.resume))
     except (ConfigError, CheckpointError, DataError, ValueError) as exc:
         print(f"iirsnn train: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +119,8 @@ def _train(args: argparse.Namespace) -> int:
         where = f"; the last complete checkpoint is intact: continue with --resume {run_dir}" if run_dir else ""
         print(f"iirsnn train: cannot write {exc.filename or run_dir}: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    if not ranks.main:
+        return 0
     print(summary(results, run_dir))
     if not args.no_figures:
         _draw(run_dir, args.data_dir, quiet=args.quiet)

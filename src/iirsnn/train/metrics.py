@@ -10,6 +10,7 @@ from iirsnn.data.tasks import Batch, Task
 from iirsnn.nn import SpikingLayer
 from iirsnn.train import build
 from iirsnn.train.config import ExperimentConfig
+from iirsnn.train.distributed import SINGLE, Ranks
 
 
 class Score:
@@ -52,9 +53,10 @@ def score_batch(score: Score, cfg: ExperimentConfig, model: torch.nn.Module, out
 
 def evaluate(cfg: ExperimentConfig, model: torch.nn.Module, task: Task, split: str,
              encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device, epoch: int = 1,
-             confusion: bool = False) -> dict:
+             confusion: bool = False, ranks: Ranks = SINGLE) -> dict:
     """Loss and metrics of ``model`` over all of ``split`` (no gradients, eval mode); with ``confusion`` also
-    the confusion matrix (a list of rows) of a classification task."""
+    the confusion matrix (a list of rows) of a classification task. With several ``ranks`` each process scores
+    its share of every batch and the sums are summed over them: every process returns the whole split's."""
     was_training = model.training
     model.eval()
     score = Score()
@@ -62,13 +64,16 @@ def evaluate(cfg: ExperimentConfig, model: torch.nn.Module, task: Task, split: s
     n = task.size(split)
     with torch.no_grad():
         for start in range(0, n, cfg.eval_batch):
-            batch = task.batch(split, torch.arange(start, min(n, start + cfg.eval_batch)), epoch).to(device)
+            index = ranks.shard(torch.arange(start, min(n, start + cfg.eval_batch)))
+            if not len(index):
+                continue
+            batch = task.batch(split, index, epoch).to(device)
             out = build.forward(model, encode(batch.x), batch)
             score_batch(score, cfg, model, out, batch, build.loss_of(cfg, model, out, batch), matrix)
     model.train(was_training)
-    result = score.result()
+    result = Score(ranks.sum(score.sums)).result()
     if matrix is not None and task.kind == "classification":
-        result["confusion"] = matrix.tolist()
+        result["confusion"] = ranks.sum(matrix).tolist()
     return result
 
 
