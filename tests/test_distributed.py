@@ -151,6 +151,28 @@ def test_one_process_is_untouched():
     assert [len(Ranks(r, 3).shard(torch.arange(2))) for r in range(3)] == [1, 1, 0]
 
 
+def _sum_worker(rank: int, port: int, results) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    with process_group() as ranks:
+        a, b = torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(4))
+        if rank == 0:  # rank 1 had no samples: no gradients at all, but a non-finite loss
+            a.grad = torch.arange(6.0).view(2, 3)
+        problem = ranks.sum_gradients([a, b], "the loss is nan" if rank == 1 else None)
+        results.put((rank, problem, a.grad.tolist(), b.grad, ranks.sum({"n": rank + 1.0, "rates": {"l0": (rank, 1)}})))
+
+
+def test_gradients_and_sums_over_ranks():
+    """Every rank gets the summed gradients, None where no rank had one, and learns of another rank's problem."""
+    results = multiprocessing.get_context("spawn").Queue()
+    torch.multiprocessing.spawn(_sum_worker, args=(_free_port(), results), nprocs=2)
+    got = sorted(results.get(timeout=30) for _ in range(2))
+    assert got[0][1].startswith("another rank met a non-finite value") and got[1][1] == "the loss is nan"
+    for _, _, a, b, sums in got:
+        assert a == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]] and b is None
+        assert sums == {"n": 3.0, "rates": {"l0": (1, 2)}}
+
+
 def _build(cache: str, barrier, results) -> None:
     os.environ["IIRSNN_CACHE"] = cache
     from iirsnn.kernels.cpu import build
