@@ -42,6 +42,7 @@ NETWORKS = {  # spec, input shape, from_spec options: distinct poles and a reset
                                                                      learnable_neuron=True, pool="sum")),
     "hard reset, lag 0": ("16-8", (10,), dict(reset="hard", lag=0)),
     "first order, avg pool": ("4C3-P2-6", (1, 6, 6), dict(synapse="first_order", tau=3.0, pool="avg")),
+    "integrating membrane (leak 1)": ("16-6", (10,), dict(leak=1.0, reset_tau=2.0, init="torch")),
 }
 
 
