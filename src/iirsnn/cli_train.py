@@ -109,6 +109,9 @@ def _train(args: argparse.Namespace) -> int:
                 run_dir = Path(args.out or ranks.on_main(time.strftime, f"runs/{cfg.experiment}-%Y%m%d-%H%M%S"))
             trainer = Trainer(cfg, run_dir, quiet=args.quiet, root=args.data_dir)
             results = trainer.run(resume=bool(args.resume))
+            # the other ranks wait for rank 0's summary and figures: processes that leave the group at different
+            # times abort at exit now and then ("terminate called without an active exception", gloo)
+            ranks.on_main(_report, results, run_dir, args)
     except (ConfigError, CheckpointError, DataError, ValueError) as exc:
         print(f"iirsnn train: {exc}", file=sys.stderr)
         return 2
@@ -119,12 +122,14 @@ def _train(args: argparse.Namespace) -> int:
         where = f"; the last complete checkpoint is intact: continue with --resume {run_dir}" if run_dir else ""
         print(f"iirsnn train: cannot write {exc.filename or run_dir}: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
-    if not ranks.main:
-        return 0
+    return 0
+
+
+def _report(results: dict, run_dir: Path, args: argparse.Namespace) -> None:
+    """The summary lines and, unless ``--no-figures``, the run's figures."""
     print(summary(results, run_dir))
     if not args.no_figures:
         _draw(run_dir, args.data_dir, quiet=args.quiet)
-    return 0
 
 
 def summary(results: dict, run_dir: Path) -> str:

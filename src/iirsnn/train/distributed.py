@@ -22,6 +22,7 @@ The split of the work (:class:`iirsnn.train.Trainer` uses these hooks):
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import pickle
@@ -188,6 +189,10 @@ def process_group() -> Iterator[Ranks]:
         dist.barrier()  # leave together: a process that closes its connections early can abort the others
     finally:
         dist.destroy_process_group()
+        # free the group now, while Python runs: gloo's worker threads otherwise release the last collectives'
+        # tensors during interpreter shutdown, which aborts the process ("terminate called without an active
+        # exception": a thread that takes the GIL at finalisation is ended by a forced unwind)
+        gc.collect()
 
 
 def _portable(exc: Exception) -> Exception:
