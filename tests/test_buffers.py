@@ -105,3 +105,29 @@ def test_reuse_faults_no_pages_in():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     buffers.empty((16, 2**20), torch.float32).fill_(2.0)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 200
+
+
+def test_requests_of_any_size_age_the_cache_and_blocks_live_outside_mallocs_heap():
+    a = buffers.empty(LARGE, torch.float32)
+    where = a.data_ptr()
+    assert where % 4096 == 0  # a mapping of its own: page-aligned, not a heap chunk
+    del a
+    assert buffers.cached_bytes()[0] > 0
+    for _ in range(2 * buffers.IDLE_REQUESTS):  # small buffers only: no miss of the cache, yet the block is idle
+        buffers.empty((10, 10), torch.float32)
+    assert buffers.cached_bytes() == (0, 0)
+
+
+def test_a_miss_unmaps_the_free_blocks_of_an_old_working_set_first():
+    old = buffers.empty(LARGE, torch.float32)
+    del old  # free, of one size class
+    for _ in range(buffers.MISS_IDLE_REQUESTS + 1):
+        buffers.empty((10, 10), torch.float32)
+    new = buffers.empty((300, 1024), torch.float32)  # a miss of another class
+    assert buffers.cached_bytes() == (buffers.size_class(300 * 1024 * 4),) * 2  # only the new block is left
+    del new
+    recent = buffers.empty(LARGE, torch.float32)
+    del recent
+    buffers.empty((5000, 1024), torch.float32)  # a miss right after: the freshly freed blocks stay
+    kept = [buffers.size_class(n * 1024 * 4) for n in (300, LARGE[0] * LARGE[1] // 1024, 5000)]
+    assert buffers.cached_bytes()[0] == sum(kept)

@@ -89,6 +89,31 @@ def test_network_option_uses_chunks_only_for_training():
     assert len(calls) == 10
 
 
+def test_auto_chunks_only_long_training_sequences_and_keeps_the_gradients(monkeypatch):
+    from iirsnn.nn import chunked
+
+    monkeypatch.setattr(chunked, "AUTO_CHUNK", 8)  # "auto" chunks sequences over 16 steps, in chunks of 8
+    torch.manual_seed(5)
+    model = from_spec("16-4", input_shape=(6,), checkpoint_chunk="auto").double()
+    whole = from_spec("16-4", input_shape=(6,), checkpoint_chunk="whole").double()
+    whole.load_state_dict(model.state_dict())
+    calls = []
+    model[0].forward_chunk = lambda *a, f=model[0].forward_chunk: calls.append(1) or f(*a)
+    short = (torch.rand(16, 2, 6) < 0.3).to(F64)
+    model(short).sum().backward()
+    assert calls == []  # two chunks' worth or less: the whole sequence
+    x = (torch.rand(20, 2, 6) < 0.3).to(F64)
+    out, g = grads_of(model, lambda: model(x))
+    assert len(calls) == 6  # ceil(20 / 8) chunks, each recomputed once
+    ref, g_ref = grads_of(whole, lambda: whole(x))
+    assert out.sum() > 0 and torch.equal(out, ref)
+    for name, grad in g_ref.items():
+        torch.testing.assert_close(g[name], grad, rtol=1e-10, atol=1e-12, msg=name)
+    stateful = from_spec("16-4", input_shape=(6,), checkpoint_chunk="auto", stateful=True).double()
+    assert not chunked.chunkable(stateful) and chunked.auto_chunk(stateful, 1000) is None  # falls back to whole
+    assert chunked.auto_chunk(model, 17) == 8 and chunked.auto_chunk(model, 16) is None
+
+
 def test_refusals_name_the_problem():
     lin = torch.nn.Sequential(inn.SynapseFilter(stateful=True))
     with pytest.raises(ValueError, match="stateful"):
@@ -99,8 +124,9 @@ def test_refusals_name_the_problem():
         chunked_forward(torch.nn.Sequential(inn.LIFNeuron(record_voltage=True)), torch.zeros(4, 1, 3), 2)
     with pytest.raises(ValueError, match="positive number"):
         chunked_forward(torch.nn.Sequential(inn.LIFNeuron()), torch.zeros(4, 1, 3), 0)
-    with pytest.raises(ValueError, match="checkpoint_chunk"):
-        from_spec("4", input_shape=(3,), checkpoint_chunk=-2)
+    for bad in (-2, 0, True, "sometimes", 2.5):
+        with pytest.raises(ValueError, match="checkpoint_chunk must be 'auto', 'whole', None or a positive"):
+            from_spec("4", input_shape=(3,), checkpoint_chunk=bad)
 
 
 def test_chunk_inputs_are_checked_before_the_compiled_products():
@@ -122,5 +148,5 @@ def test_checkpoint_chunk_from_the_environment_is_checked():
 
     run = subprocess.run([sys.executable, "-c", "import iirsnn"], capture_output=True, text=True,
                          env={"IIRSNN_CHECKPOINT_CHUNK": "ten", "PATH": ""})
-    assert run.returncode != 0 and "IIRSNN_CHECKPOINT_CHUNK must be a positive number of time steps, got 'ten'" in (
-        run.stderr)
+    message = "IIRSNN_CHECKPOINT_CHUNK must be 'auto', 'whole' or a positive number of time steps, got 'ten'"
+    assert run.returncode != 0 and message in run.stderr

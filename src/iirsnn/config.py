@@ -22,22 +22,29 @@ precision: str = os.environ.get("IIRSNN_PRECISION", "fp32")
 the environment variable IIRSNN_PRECISION sets it, e.g. to run an outside benchmark in bf16-mixed."""
 
 
-def _chunk_from_environment() -> int | None:
+def _chunk_from_environment() -> int | str:
     text = os.environ.get("IIRSNN_CHECKPOINT_CHUNK", "").strip()
     if not text:
-        return None
+        return "auto"
+    if text in ("auto", "whole"):
+        return text
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"IIRSNN_CHECKPOINT_CHUNK must be a positive number of time steps, got {text!r}")
+        raise ValueError(f"IIRSNN_CHECKPOINT_CHUNK must be 'auto', 'whole' or a positive number of time steps, "
+                         f"got {text!r}")
     return int(text)
 
 
-checkpoint_chunk: int | None = _chunk_from_environment()
-"""Default ``checkpoint_chunk`` of ``from_spec`` networks: None trains on whole sequences; an integer runs
-training steps in chunks of that many time steps, recomputed in the backward (iirsnn.nn.chunked); the
-environment variable IIRSNN_CHECKPOINT_CHUNK sets it."""
+checkpoint_chunk: int | str | None = _chunk_from_environment()
+"""Default ``checkpoint_chunk`` of ``from_spec`` networks: ``"auto"`` (the default) trains sequences of more than
+512 steps in chunks of 256, recomputed in the backward (iirsnn.nn.chunked.auto_chunk), shorter ones whole;
+``"whole"`` (or None) always trains on whole sequences; an integer always runs training steps in chunks of that
+many time steps. The environment variable IIRSNN_CHECKPOINT_CHUNK sets it."""
 reuse_buffers: bool = True
-"""Keep the large buffers of the compiled kernels (32 MiB or more) for the next step instead of handing
-them back to malloc, which would fault them in again page by page (iirsnn.kernels.buffers)."""
+"""Keep the large buffers of the compiled kernels (1 MiB or more, each on its own mapping) for the next step
+instead of handing them back, which would fault them in again page by page (iirsnn.kernels.buffers)."""
+trim_heap: bool = True
+"""Return malloc's free heap pages to the system before each chunk of a checkpointed training step, so that
+its resident memory follows the live tensors (iirsnn.kernels.heap)."""
 sparse_max_density: float = 0.3
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
 backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

@@ -27,7 +27,7 @@ import torch
 from iirsnn import config
 from iirsnn import nn as inn
 from iirsnn.init import fluctuation_init_
-from iirsnn.nn.chunked import chunked_forward
+from iirsnn.nn.chunked import auto_chunk, check_chunk_setting, chunked_forward
 
 _CONV = re.compile(r"^(\d+)[cC](\d+)$")
 _POOL = re.compile(r"^[pP](\d+)$")
@@ -61,7 +61,8 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "init": "fluctuation",  # "fluctuation" (iirsnn.init.fluctuation_init_, keeps deep nets active) or "torch"
     "precision": None,  # "fp32" or "bf16-mixed" (matmuls and convolutions in bfloat16); None: config.precision
     # training on chunks of this many steps, recomputed in the backward (iirsnn.nn.chunked): memory of one
-    # chunk instead of the whole sequence, one more forward per step; None: config.checkpoint_chunk
+    # chunk instead of the whole sequence, one more forward per step; "auto": chunks of 256 steps for sequences
+    # over 512 (iirsnn.nn.chunked.auto_chunk); "whole": never; None: config.checkpoint_chunk (default "auto")
     "checkpoint_chunk": None,
 }
 
@@ -76,13 +77,11 @@ class Network(torch.nn.Sequential):
     build_config: dict[str, object]
 
     def __init__(self, layers: Sequence[torch.nn.Module], spec: str, input_shape: tuple[int, ...],
-                 checkpoint_chunk: int | None = None) -> None:
+                 checkpoint_chunk: int | str | None = None) -> None:
         super().__init__(*layers)
         self.spec = spec
         self.input_shape = input_shape
-        if checkpoint_chunk is not None and (not isinstance(checkpoint_chunk, int) or checkpoint_chunk < 1):
-            raise ValueError(f"checkpoint_chunk must be None or a positive number of steps, got {checkpoint_chunk!r}")
-        self.checkpoint_chunk = checkpoint_chunk
+        self.checkpoint_chunk = check_chunk_setting(checkpoint_chunk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = self.input_shape
@@ -94,7 +93,9 @@ class Network(torch.nn.Sequential):
             raise ValueError(f"network {self.spec!r} expects time-major spikes [T, B, "
                              f"{', '.join(map(str, expected))}], got {shape}{hint}")
         chunk = self.checkpoint_chunk
-        if chunk is not None and torch.is_grad_enabled() and x.shape[0] > chunk:
+        if chunk == "auto":
+            chunk = auto_chunk(self, x.shape[0]) if torch.is_grad_enabled() else None
+        if isinstance(chunk, int) and torch.is_grad_enabled() and x.shape[0] > chunk:
             return chunked_forward(self, x, chunk)
         return super().forward(x)
 
