@@ -287,6 +287,36 @@ def test_bf16_potentials_keep_every_spike_and_approximate_the_gradients(reset):
         assert rel_err(a, b) < 5e-2
 
 
+@pytest.mark.parametrize("v_bf16", [False, True])
+def test_a_bfloat16_current_is_read_and_its_gradient_written_in_bfloat16_exactly(v_bf16):
+    """The fused scan on a bfloat16 X (a bf16 convolution's output) is the float32 scan of X.float(), bit for bit,
+    and its gradient of X is that scan's gradient rounded to the nearest bfloat16."""
+    g = torch.Generator().manual_seed(3)
+    X16 = (torch.randn(40, 3, 70, generator=g) * 0.8 + 0.35).to(torch.bfloat16)
+    O16, V16, g16 = _fused(X16, v_bf16, "filter")
+    O32, V32, g32 = _fused(X16.float(), v_bf16, "filter")
+    assert O16.dtype == torch.float32 and torch.equal(O16, O32) and 0.05 < float(O32.mean()) < 0.6
+    assert torch.equal(V16, V32)
+    assert g16[0].dtype == torch.bfloat16 and torch.equal(g16[0], g32[0].to(torch.bfloat16))
+    for a, b in zip(g16[1:], g32[1:], strict=True):  # leak and reset decay: the same float32 sums
+        assert torch.equal(a, b)
+
+
+def test_bf16_mixed_conv_hands_its_bfloat16_output_to_the_scan_without_a_copy(monkeypatch):
+    from iirsnn.kernels.cpu import layer as cpu_layer
+    from iirsnn.models import from_spec
+
+    torch.manual_seed(0)
+    model = from_spec("8C3-10", (2, 6, 6), precision="bf16-mixed")
+    x = (torch.rand(12, 2, 2, 6, 6) < 0.3).float()
+    seen, apply = [], cpu_layer.FusedFilterNeuron.apply
+    monkeypatch.setattr(cpu_layer.FusedFilterNeuron, "apply", lambda X, *a: seen.append(X.dtype) or apply(X, *a))
+    out = model(x)
+    out.sum().backward()
+    assert seen[0] == torch.bfloat16 and out.dtype == torch.float32
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+
+
 def test_bf16_mixed_layer_saves_bfloat16_potentials():
     saved = []
     inputs = dense_inputs(1)
@@ -401,7 +431,7 @@ def _fused_backward(gO, V, coef, leak, theta, reset, detach, surrogate):
     gX, acc_bias, acc_leak = torch.empty_like(V), V.new_empty(L), V.new_empty(L)
     run("filter_neuron_backward", V.dtype, gO, V, 0, alpha, alpha.numel(), beta, beta.numel() - 1, leak, L, theta,
         L, 1.0, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX,
-        acc_bias, acc_leak, acc_theta, T, L, 2)
+        0, acc_bias, acc_leak, acc_theta, T, L, 2)
     return gX, acc_bias, acc_leak, acc_theta
 
 
@@ -534,9 +564,9 @@ def test_inference_keeps_nothing_for_a_backward(spec, monkeypatch):
     with torch.no_grad():
         out = net(x)
     fused = [a for name, a in calls if name == "filter_neuron_forward"]
-    assert fused and all(a[8] is None for a in fused)  # the argument V (after the dtype): not stored
+    assert fused and all(a[9] is None for a in fused)  # the argument V (after the dtype): not stored
     assert "csr_to_csc" not in [name for name, _ in calls]
     calls.clear()
     with_grad = net(x)
-    assert any(a[8] is not None for name, a in calls if name == "filter_neuron_forward")
+    assert any(a[9] is not None for name, a in calls if name == "filter_neuron_forward")
     assert torch.equal(out, with_grad.detach())

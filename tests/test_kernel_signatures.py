@@ -134,7 +134,8 @@ def exact_arguments(kernel: Kernel, dtype: torch.dtype, v_bf16: int, store: Guar
     fixed = {FLOAT64: torch.float64, INT64: torch.int64, INT32: torch.int32, BITS: torch.int64,
              POTENTIAL: torch.bfloat16 if v_bf16 else dtype}
     sparse = kernel.name.startswith(("csr_", "spmm_", "bits_"))  # these read a spike matrix's index
-    a: list = [REALS[arg.name] if isinstance(arg, Real) else (v_bf16 if arg.name == "v_bf16" else INTS[arg.name])
+    flags = ("v_bf16", "x_bf16", "gx_bf16")  # every bfloat16 flag of the call as v_bf16
+    a: list = [REALS[arg.name] if isinstance(arg, Real) else (v_bf16 if arg.name in flags else INTS[arg.name])
                if not isinstance(arg, Ptr) else None for arg in kernel.args]
     for i, arg in enumerate(kernel.args):  # in order: an index tensor precedes the sizes that read it
         if not isinstance(arg, Ptr):

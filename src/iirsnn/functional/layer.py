@@ -69,11 +69,11 @@ def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tenso
     ``v_bf16``: the fused pass keeps V in bfloat16 for the backward (the bf16-mixed precision)."""
     from iirsnn.kernels.cpu.layer import FusedFilterNeuron
 
-    if not (alpha.requires_grad or beta.requires_grad):
+    if not (alpha.requires_grad or beta.requires_grad):  # fused: X may be bfloat16
         X, bias, leak, reset_decay = _for_autograd(X, bias, leak, reset_decay)
         return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
                                        threshold, surrogate, reset, detach_reset, v_bf16)[0]
-    F = synapse_filter(X, alpha, beta, backend="cpu")
+    F = synapse_filter(X.to(leak.dtype), alpha, beta, backend="cpu")
     return neuron_scan(F if bias is None else F + bias, leak, reset_decay, threshold, surrogate, reset, detach_reset,
                        backend="cpu")
 
@@ -151,8 +151,10 @@ def _explicit_padding(padding, weight: torch.Tensor, dilation) -> tuple[int, ...
     return _per_dim(padding, dims)
 
 
-def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: str) -> torch.Tensor:
-    """x [T, B, C_in, *spatial] -> the convolution without bias [T, B, C_out, *spatial'] in x's dtype
+def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: str,
+                 compute_dtype: bool = False) -> torch.Tensor:
+    """x [T, B, C_in, *spatial] -> the convolution without bias [T, B, C_out, *spatial'] in x's dtype, or with
+    ``compute_dtype`` in the convolution's own (bfloat16 for bf16-mixed: the fused scan reads it as it is)
     (2-D: channels-last in memory). Binary input is kept as bytes for the weight gradient (SpikeConv)."""
     from iirsnn.kernels.cpu.layer import SpikeConv
 
@@ -173,7 +175,8 @@ def conv_current(x: torch.Tensor, weight: torch.Tensor, opts: dict, precision: s
     compute = torch.bfloat16 if check_precision(precision) == "bf16-mixed" else x.dtype
     folded, weight = _for_autograd(folded, weight)
     X = SpikeConv.apply(folded, weight, stride, padding, dilation, opts.get("groups", 1), compute)
-    return X.unflatten(0, (T, B)).to(x.dtype)
+    X = X.unflatten(0, (T, B))
+    return X if compute_dtype else X.to(x.dtype)
 
 
 def connection_current(x: torch.Tensor, weight: torch.Tensor, conv: dict | None, precision: str,
@@ -245,8 +248,9 @@ def spiking_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return neuron_scan(current.to(x.dtype), leak, reset_decay, threshold, surrogate, reset, detach_reset,
                            backend=backend)
     _checks.finite(x, "x")
-    X = conv_current(x, weight, opts, precision)
-    lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
+    X = conv_current(x, weight, opts, precision, compute_dtype=True)  # bf16-mixed: bfloat16 into the fused scan
+    scan = torch.empty((), dtype=x.dtype).expand(X.shape)  # the scan's shape in x's dtype (X may be bfloat16)
+    lam, theta = _decay(leak, "leak", scan), _decay(reset_decay, "reset_decay", scan)
     if x.dim() == 4:  # 1-D: [T, B, C, L]
         b = None if bias is None else bias.view(-1, 1)
         return _current_side(X, b, alpha, beta, lam, theta, threshold, surrogate, reset, detach_reset,

@@ -30,7 +30,9 @@ from iirsnn.kernels.lanes import lane_params
 class FusedFilterNeuron(torch.autograd.Function):
     """Current-side synapse filter (shared alpha, beta) + bias + neuron scan, from zero state.
 
-    X: [T, B, *features] unfiltered current (contiguous); bias: broadcastable to features or None.
+    X: [T, B, *features] unfiltered current (contiguous), float32, float64 or bfloat16 (the output of a bfloat16
+    convolution, read as it is: the scan runs in float32, and the gradient of X is written in bfloat16 for the
+    convolution's backward, with no conversion pass either way); bias: broadcastable to features or None.
     Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V;
     None when no input requires grad, as V is then needed by no backward). ``v_bf16``: keep V for the
     backward in bfloat16 (half the memory; rounded so that ``V > threshold`` is still exactly each
@@ -43,6 +45,8 @@ class FusedFilterNeuron(torch.autograd.Function):
                 threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool, v_bf16: bool = False):
         ctx.set_materialize_grads(False)  # V is not differentiable: no zero gradient of its size is made
         X = buffers.contiguous(X)
+        x_bf16 = X.dtype == torch.bfloat16
+        dtype = torch.float32 if x_bf16 else X.dtype  # the scan's
         T, lanes = X.shape[0], X.shape[1:]
         L = lanes.numel()
         lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
@@ -50,19 +54,19 @@ class FusedFilterNeuron(torch.autograd.Function):
         b, b_period = (None, 1) if bias is None else lane_params(bias.unsqueeze(0), lanes)
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
-        O = buffers.empty_like(X)
+        O = buffers.empty_like(X, dtype)
         bits = torch.empty((T, (L + 63) // 64), dtype=torch.int64)
-        v_bf16 = bool(v_bf16) and X.dtype == torch.float32
+        v_bf16 = bool(v_bf16) and dtype == torch.float32
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
-            V = buffers.empty_like(X, torch.bfloat16 if v_bf16 else None)
-        run("filter_neuron_forward", X.dtype, X, a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
+            V = buffers.empty_like(X, torch.bfloat16 if v_bf16 else dtype)
+        run("filter_neuron_forward", dtype, X, int(x_bf16), a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
             int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
             threads())
         spike_bits.remember(O, bits)
         ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
         ctx.bias_shape = None if bias is None else bias.shape
-        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16)
+        ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16, x_bf16)
         if V is not None:
             ctx.mark_non_differentiable(V)
         return O, V
@@ -70,7 +74,7 @@ class FusedFilterNeuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gO, _gV):
         V, leak, reset_decay, lam, theta, a_arr, be_arr = ctx.saved_tensors
-        threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16 = ctx.options
+        threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16, x_bf16 = ctx.options
         T, lanes = V.shape[0], V.shape[1:]
         L = lanes.numel()
         hard = reset == "hard"
@@ -82,11 +86,11 @@ class FusedFilterNeuron(torch.autograd.Function):
             run("reset_trace", dtype, V, int(v_bf16), zeros, theta, theta_period, threshold, S_prev, T, L, threads())
             acc_theta = lam.new_empty(lanes)
         gO = torch.zeros(V.shape, dtype=dtype) if gO is None else buffers.contiguous(gO)
-        gX = buffers.empty_like(gO)
+        gX = buffers.empty_like(gO, torch.bfloat16 if x_bf16 else None)
         acc_bias, acc_leak = lam.new_empty(lanes), lam.new_empty(lanes)
         run("filter_neuron_backward", dtype, gO, V, int(v_bf16), a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
             lam_period, theta, theta_period, threshold, int(hard), int(detach_reset),
-            SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX, acc_bias,
+            SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX, int(x_bf16), acc_bias,
             acc_leak, acc_theta, T, L, threads())
         g_bias = sum_to_shape(acc_bias, ctx.bias_shape) if ctx.needs_input_grad[1] else None
         g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[2] else None

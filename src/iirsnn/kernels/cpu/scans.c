@@ -54,6 +54,14 @@ static inline float bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* v rounded to the nearest bfloat16 (ties to even; NaN stays NaN): a gradient written for a bfloat16 product. */
+static inline uint16_t f32_to_bf16(float v) {
+    uint32_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
 static inline uint16_t f32_to_bf16_keeping_spike(float v, float th) {
     uint32_t u;
     __builtin_memcpy(&u, &v, sizeof u);

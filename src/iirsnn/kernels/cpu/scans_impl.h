@@ -149,7 +149,8 @@ static inline void FN(neuron_adjoint_step)(int64_t n, int hard, int detach, int 
     }
 }
 
-/* A row of n stored potentials in SCALAR: the storage itself (v_bf16 = 0) or converted from bfloat16 into buf. */
+/* A row of n stored values (potentials, or the fused layer's input current) in SCALAR: the storage itself
+ * (v_bf16 = 0) or converted from bfloat16 into buf. */
 static inline const SCALAR *FN(potential_row)(const void *V, int v_bf16, int64_t offset, int64_t n, SCALAR *buf) {
     if (!v_bf16) return (const SCALAR *)V + offset;
     const uint16_t *h = (const uint16_t *)V + offset;
@@ -407,13 +408,13 @@ static inline void FN(spike_bits)(const SCALAR *orow, int64_t n, uint64_t *words
  *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
  *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL), O and the spikes as bits
  *   [T, ceil(L / 64)] words (lane l of step t in bit l % 64 of word t * ceil(L / 64) + l / 64) are written. */
-void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, const double *beta, int64_t Q,
-                               const SCALAR *bias, int64_t bias_period, void *V, int v_bf16, SCALAR *O,
+void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, int64_t P, const double *beta,
+                               int64_t Q, const SCALAR *bias, int64_t bias_period, void *V, int v_bf16, SCALAR *O,
                                const SCALAR *leak, int64_t leak_period, const SCALAR *theta, int64_t theta_period,
                                double threshold, int hard, int64_t T, int64_t L, uint64_t *bits, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
 #if defined(__AVX512F__)
-    if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16) { /* the presets, float32 V: state in registers */
+    if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16 && !x_bf16) { /* the presets in float32: registers */
         filter_neuron_forward_registers((const float *)X, alpha, P, beta, Q, (const float *)bias, bias_period,
                                         (float *)V, (float *)O, (const float *)leak, leak_period,
                                         (const float *)theta, theta_period, (float)th, hard, T, L, bits, nthreads);
@@ -425,6 +426,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
     for (int64_t c0 = 0; c0 < L; c0 += CHUNK) {
         const int64_t n = L - c0 < CHUNK ? L - c0 : CHUNK;
         SCALAR v[CHUNK], s[CHUNK], lam[CHUNK], dec[CHUNK], b[CHUNK], f[CHUNK], vrow[CHUNK], orow[CHUNK];
+        SCALAR xbuf[CHUNK]; /* a row of X converted from bfloat16 (x_bf16) */
         SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* the last P outputs of the filter */
         for (int64_t i = 0; i < n; i++) {
             v[i] = 0;
@@ -436,12 +438,12 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
         for (int64_t k = 0; k < K * CHUNK; k++) ring[k] = 0;
         for (int64_t t = 0; t < T; t++) {
             const SCALAR b0 = (SCALAR)beta[0];
-            const SCALAR *Xt = X + t * L + c0;
-            if (t + PREFETCH < T) FN(prefetch_row)(Xt + PREFETCH * L, n);
+            const SCALAR *Xt = FN(potential_row)(X, x_bf16, t * L + c0, n, xbuf);
+            if (!x_bf16 && t + PREFETCH < T) FN(prefetch_row)(Xt + PREFETCH * L, n);
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) f[i] = b0 * Xt[i];
             for (int64_t q = 1; q <= Q && q <= t; q++) {
-                const SCALAR bq = (SCALAR)beta[q], *src = Xt - q * L;
+                const SCALAR bq = (SCALAR)beta[q], *src = FN(potential_row)(X, x_bf16, (t - q) * L + c0, n, xbuf);
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) f[i] += bq * src[i];
             }
@@ -480,7 +482,7 @@ void FN(filter_neuron_forward)(const SCALAR *X, const double *alpha, int64_t P, 
 void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, const double *alpha, int64_t P,
                                 const double *beta, int64_t Q, const SCALAR *leak, int64_t leak_period,
                                 const SCALAR *theta, int64_t theta_period, double threshold, int hard, int detach,
-                                int surr_kind, double surr_param, const SCALAR *S_prev, SCALAR *gX,
+                                int surr_kind, double surr_param, const SCALAR *S_prev, void *gX, int gx_bf16,
                                 SCALAR *acc_bias, SCALAR *acc_leak, SCALAR *acc_theta, int64_t T, int64_t L,
                                 int nthreads) {
     const SCALAR th = (SCALAR)threshold, sp = (SCALAR)surr_param;
@@ -542,7 +544,13 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
             }
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) gxrow[i] = FN(flush)(gxrow[i]);
-            FN(store_row)(gX + off, gxrow, n);
+            if (gx_bf16) {
+                uint16_t *h = (uint16_t *)gX + off;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) h[i] = f32_to_bf16((float)gxrow[i]);
+            } else {
+                FN(store_row)((SCALAR *)gX + off, gxrow, n);
+            }
         }
         FN(store_fence)();
         for (int64_t i = 0; i < n; i++) {

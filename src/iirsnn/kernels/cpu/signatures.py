@@ -5,7 +5,8 @@ Each kernel (``scans_impl.h``, ``sparse_impl.h``; compiled once per scalar type 
 
 - its dtype: ``SCALAR`` (the kernel's float32 or float64: every such tensor must have it, so they also agree
   with each other), ``FLOAT64``, ``INT64``, ``INT32``, ``BITS`` (uint64 words, held in an int64 tensor) or
-  ``POTENTIAL`` (the kernel's scalar, or bfloat16 when the call's ``v_bf16`` flag is set);
+  ``POTENTIAL`` (the kernel's scalar, or bfloat16 when the call's flag named by the pointer's ``flag``,
+  ``v_bf16`` unless said, is set: stored potentials, the fused layer's input current and its gradient);
 - how many elements the kernel reads or writes through it, as an expression of the integer arguments
   (``"T * L"``, ``"(Q + 1) * period"``, ``"T * words(L)"`` with words(n) = ceil(n / 64)), or of an entry of
   an index tensor declared before it (``"rowptr[R]"``, the CSR's non-zeros);
@@ -55,6 +56,7 @@ class Ptr:
     size: str | None
     null: bool | str = False
     note: str = ""
+    flag: str = "v_bf16"  # POTENTIAL: the flag argument that says bfloat16
 
     ctype = ctypes.c_void_p
 
@@ -153,9 +155,12 @@ class Kernel:
         self.reals = tuple(i for i, a in enumerate(args) if isinstance(a, Real))
         self.pointers = tuple((i, a, _FIXED_DTYPES.get(a.dtype), self._size(a, i), self._null(a))
                               for i, a in enumerate(args) if isinstance(a, Ptr))
-        self.v_bf16 = self.names.index("v_bf16") if "v_bf16" in self.names else None
-        if any(p.dtype == POTENTIAL for p in args if isinstance(p, Ptr)) and self.v_bf16 is None:
-            raise ValueError(f"kernel {name}: potentials need the v_bf16 flag that says their dtype")
+        self.bf16_flags = {}  # pointer position -> position of the flag that makes it bfloat16
+        for i, p in enumerate(args):
+            if isinstance(p, Ptr) and p.dtype == POTENTIAL:
+                if p.flag not in self.names:
+                    raise ValueError(f"kernel {name}: {p.name} needs the {p.flag} flag that says its dtype")
+                self.bf16_flags[i] = self.names.index(p.flag)
 
     def _size(self, p: Ptr, position: int):
         """The function giving p's number of elements from the arguments (None: checked by the caller)."""
@@ -196,7 +201,7 @@ class Kernel:
                     raise ValueError(f"kernel {self.name}: {p.name} is None (NULL), but the kernel reads or "
                                      "writes it" + ("" if null is False else f" unless {p.null}"))
                 continue
-            want = fixed or (torch.bfloat16 if p.dtype == POTENTIAL and a[self.v_bf16] else dtype)
+            want = fixed or (torch.bfloat16 if i in self.bf16_flags and a[self.bf16_flags[i]] else dtype)
             if not (isinstance(t, torch.Tensor) and t.dtype is want and t.is_cpu and t.layout is _STRIDED
                     and t.is_contiguous()):
                 _tensor_error(self.name, p.name, t, want)
@@ -264,14 +269,16 @@ KERNELS: dict[str, Kernel] = {k.name: k for k in (
            _s("f_hist", "P * L"), _s("alpha", "P * period"), _s("beta", "(Q + 1) * period"), period("period"),
            _s("G", "T * L"), _s("gx", "T * L", True), _s("g_xh", "Q * L", True), _s("g_fh", "P * L", True),
            _s("acc_alpha", "P * L", True), _s("acc_beta", "(Q + 1) * L", True), Int("P"), Int("Q"), *_LANES),
-    Kernel("filter_neuron_forward", _s("X", "T * L"), Ptr("alpha", FLOAT64, "P"), Int("P"),
+    Kernel("filter_neuron_forward", Ptr("X", POTENTIAL, "T * L", flag="x_bf16"), flag("x_bf16"),
+           Ptr("alpha", FLOAT64, "P"), Int("P"),
            Ptr("beta", FLOAT64, "Q + 1"), Int("Q"), _s("bias", "bias_period", True), period("bias_period"),
            Ptr("V", POTENTIAL, "T * L", True), flag("v_bf16"), _s("O", "T * L"), *_LEAK, Real("threshold"),
            flag("hard"), Int("T"), Int("L"), Ptr("bits", BITS, "T * words(L)"), threads()),
     Kernel("filter_neuron_backward", _s("gO", "T * L"), Ptr("V", POTENTIAL, "T * L"), flag("v_bf16"),
            Ptr("alpha", FLOAT64, "P"), Int("P"), Ptr("beta", FLOAT64, "Q + 1"), Int("Q"), *_LEAK, Real("threshold"),
            flag("hard"), flag("detach"), *_SURROGATE, _s("S_prev", "T * L", "acc_theta is None or hard"),
-           _s("gX", "T * L"), _s("acc_bias", "L"), _s("acc_leak", "L"), _s("acc_theta", "L", True), *_LANES),
+           Ptr("gX", POTENTIAL, "T * L", flag="gx_bf16"), flag("gx_bf16"), _s("acc_bias", "L"), _s("acc_leak", "L"),
+           _s("acc_theta", "L", True), *_LANES),
     Kernel("csr_count", _s("X", "R * N"), Int("R"), Int("N"), Ptr("counts", INT64, "R"), threads(),
            returns=ctypes.c_int),
     Kernel("csr_fill", _s("X", "R * N"), Int("R"), Int("N", hi=_INT32_MAX), Ptr("rowptr", INT64, "R + 1"),
