@@ -17,8 +17,8 @@ its memory (its storage's reference count), and blocks left unused for :data:`ID
 any size are unmapped (checked every IDLE_REQUESTS requests; on a miss, those idle for longer than
 :data:`MISS_IDLE_REQUESTS` plus twice their size class's longest gap between requests), so the cache follows
 the steps' working set. With glibc's defaults for
-everything else, the temporal benchmark's checkpointed training went from 19-21 bytes per neuron-step to
-9-11 (with :mod:`iirsnn.kernels.heap`; benchmarks/RESULTS.md, session 9).
+everything else, the temporal benchmark's training went from 20-22 bytes per neuron-step to 13-14 (with the
+default chunks of long sequences and :mod:`iirsnn.kernels.heap`; benchmarks/RESULTS.md, session 9).
 
 ``iirsnn.config.reuse_buffers = False`` turns the cache off; :func:`clear` empties it.
 """

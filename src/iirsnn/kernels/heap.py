@@ -5,7 +5,8 @@ each chunk (products, sums, gradients) come from glibc's heap, which returns mem
 its top, so the holes between tensors of different lifetimes stay resident and the step's resident memory
 grows with the number of chunks. ``malloc_trim(0)`` returns the free pages inside the heap too (it changes no
 setting: the next allocation there faults its pages in again). Measured on the temporal benchmark at T 1200
-(benchmarks/RESULTS.md): training bytes per neuron-step 17.7-12.6 without it, 9.0-10.4 with it.
+with the kernels' own buffers on their own mappings (benchmarks/RESULTS.md, session 9): training bytes per
+neuron-step 12.6-17.7 without it, 9.0-12.4 with it.
 
 ``iirsnn.config.trim_heap = False`` turns it off; outside glibc it does nothing.
 """
