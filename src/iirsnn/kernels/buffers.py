@@ -16,9 +16,9 @@ mapping (never part of malloc's heap, so it cannot fragment it), a block is free
 its memory (its storage's reference count), and blocks left unused for :data:`IDLE_REQUESTS` requests of
 any size are unmapped (checked every IDLE_REQUESTS requests; on a miss, those idle for longer than
 :data:`MISS_IDLE_REQUESTS` plus twice their size class's longest gap between requests), so the cache follows
-the steps' working set. With glibc's defaults for
-everything else, the temporal benchmark's training went from 20-22 bytes per neuron-step to 13-14 (with the
-default chunks of long sequences and :mod:`iirsnn.kernels.heap`; benchmarks/RESULTS.md, session 9).
+the steps' working set. With glibc's defaults for everything else, the temporal benchmark's training went from
+20-22 bytes per neuron-step to 13-14 (with the default chunks of long sequences and :mod:`iirsnn.kernels.heap`;
+benchmarks/RESULTS.md, session 9).
 
 ``iirsnn.config.reuse_buffers = False`` turns the cache off; :func:`clear` empties it.
 """
@@ -122,7 +122,7 @@ def _take(nbytes: int) -> _Block:
             if block.free():
                 block.last_request = _requests
                 return block
-        _release_stale()
+        _release_idle(MISS_IDLE_REQUESTS, gap_factor=2)
         block = _Block(nbytes)
         block.last_request = _requests
         _blocks.setdefault(nbytes, []).append(block)
@@ -140,23 +140,13 @@ def _count_request() -> None:
             _release_idle(IDLE_REQUESTS)
 
 
-def _release_stale() -> None:
-    """Drop the free blocks idle for longer than MISS_IDLE_REQUESTS plus twice the longest gap between two requests
-    of their size class: a class that a training step asks for once a step keeps its blocks from step to step
-    (call with the lock held)."""
+def _release_idle(idle: int, gap_factor: int = 0) -> None:
+    """Drop the free blocks not handed out during the last ``idle`` requests plus ``gap_factor`` times the longest
+    gap between two requests of their size class (on a miss: 2, so that a class a training step asks for once a
+    step keeps its blocks from step to step; call with the lock held)."""
     for nbytes, blocks in list(_blocks.items()):
-        idle = MISS_IDLE_REQUESTS + 2 * _class_gap.get(nbytes, 0)
-        kept = [b for b in blocks if not (b.free() and _requests - b.last_request > idle)]
-        if kept:
-            _blocks[nbytes] = kept
-        else:
-            del _blocks[nbytes]
-
-
-def _release_idle(idle: int) -> None:
-    """Drop the free blocks not handed out during the last ``idle`` requests (call with the lock held)."""
-    for nbytes, blocks in list(_blocks.items()):
-        kept = [b for b in blocks if not (b.free() and _requests - b.last_request > idle)]
+        limit = idle + gap_factor * _class_gap.get(nbytes, 0)
+        kept = [b for b in blocks if not (b.free() and _requests - b.last_request > limit)]
         if kept:
             _blocks[nbytes] = kept
         else:
