@@ -57,6 +57,23 @@ def test_conv_network_fused_chunks(spec, shape, learnable):
     assert_same(model, (torch.rand(26, 2, *shape) < 0.3).to(F64), 6)
 
 
+def test_fixed_kernel_chunks_run_the_fused_pass_from_the_carried_state(monkeypatch):
+    """With a fixed shared kernel on the compiled backend every chunk after the first runs the fused pass started
+    from the state the previous chunk returned (not the composed filter and neuron scans)."""
+    from iirsnn.kernels.cpu import layer as cpu_layer
+    from iirsnn.kernels.cpu import scans
+
+    torch.manual_seed(4)
+    model = from_spec("16-4", input_shape=(6,)).double()
+    calls, run = [], scans.run
+    for module in (cpu_layer, scans):
+        monkeypatch.setattr(module, "run", lambda name, *a: calls.append((name, a)) or run(name, *a))
+    assert_same(model, (torch.rand(30, 2, 6) < 0.4).to(F64), 10)
+    started = [a[11] is not None for name, a in calls if name == "filter_neuron_forward"]  # v0, after the dtype
+    assert sum(started) >= 2 * 2, "two layers, chunks 2 and 3, in the forward and the recomputation"
+    assert not [name for name, _ in calls if name in ("filter_forward", "neuron_forward")]
+
+
 def test_conv_network_with_pooling_dropout_and_per_channel_synapses():
     torch.manual_seed(2)
     model = from_spec("4C3-P2-6-3", input_shape=(2, 8, 8), dropout=0.3, per_channel_synapse=True).double()

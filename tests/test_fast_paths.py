@@ -263,7 +263,7 @@ def _fused(X, v_bf16, reset, learn_theta=True):
     leak = torch.tensor(0.85, requires_grad=True)
     theta = torch.tensor(0.7, requires_grad=learn_theta)
     O, V = FusedFilterNeuron.apply(X, None, leak, theta, (1.2, -0.35), (0.4, 0.3), 1.0, get_surrogate("gaussian"),
-                                   reset, False, v_bf16)
+                                   reset, False, v_bf16)[:2]
     w = torch.linspace(-1, 1, O.numel()).view(O.shape)
     grads = torch.autograd.grad((O * w).sum(), [X, leak] + ([theta] if learn_theta else []))
     return O, V, grads
@@ -366,7 +366,7 @@ def test_fused_pass_fp32_streamed_outputs_match_float64():
         X = X.clone().requires_grad_()
         leak, theta = torch.tensor(0.8, dtype=X.dtype), torch.tensor(0.6, dtype=X.dtype)
         O, V = FusedFilterNeuron.apply(X, None, leak, theta, (1.1, -0.3), (0.5, 0.2), 1.0,
-                                       get_surrogate("gaussian"), "filter", False)
+                                       get_surrogate("gaussian"), "filter", False)[:2]
         (gX,) = torch.autograd.grad((O * torch.linspace(-1, 1, O.numel(), dtype=X.dtype).view(O.shape)).sum(), X)
         results.append((O, V, gX))
     (O64, V64, g64), (O32, V32, g32) = results
@@ -405,9 +405,9 @@ def test_fused_forward_float32_registers_agree_with_float64(preset, reset, lanes
     leak = torch.rand(lanes[1], generator=g, dtype=F64) * 0.4 + 0.5
     reset_decay = torch.full((lanes[1],), 0.7, dtype=F64)
     args = (tuple(coef.alpha.tolist()), tuple(coef.beta.tolist()), 1.0, get_surrogate("gaussian"), reset, False)
-    O64, V64 = FusedFilterNeuron.apply(X.requires_grad_(True), bias, leak, reset_decay, *args)
+    O64, V64 = FusedFilterNeuron.apply(X.requires_grad_(True), bias, leak, reset_decay, *args)[:2]
     O32, V32 = FusedFilterNeuron.apply(X.detach().float().requires_grad_(True), bias.float(), leak.float(),
-                                       reset_decay.float(), *args)
+                                       reset_decay.float(), *args)[:2]
     assert 0.05 < float(O64.detach().mean()) < 0.7, "the case must actually spike"
     first_flip = (O32.double() != O64).double().cumsum(0) > 0  # a flip changes the lane's later steps
     assert float(first_flip[-1].double().mean()) < 0.05
@@ -430,8 +430,8 @@ def _fused_backward(gO, V, coef, leak, theta, reset, detach, surrogate):
         run("reset_trace", V.dtype, V, 0, V.new_zeros(L), theta, L, 1.0, S_prev, T, L, 2)
     gX, acc_bias, acc_leak = torch.empty_like(V), V.new_empty(L), V.new_empty(L)
     run("filter_neuron_backward", V.dtype, gO, V, 0, alpha, alpha.numel(), beta, beta.numel() - 1, leak, L, theta,
-        L, 1.0, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX,
-        0, acc_bias, acc_leak, acc_theta, T, L, 2)
+        L, 1.0, int(hard), int(detach), SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev,
+        *[None] * 6, gX, 0, *[None] * 4, acc_bias, acc_leak, acc_theta, T, L, 2)
     return gX, acc_bias, acc_leak, acc_theta
 
 
@@ -564,9 +564,9 @@ def test_inference_keeps_nothing_for_a_backward(spec, monkeypatch):
     with torch.no_grad():
         out = net(x)
     fused = [a for name, a in calls if name == "filter_neuron_forward"]
-    assert fused and all(a[9] is None for a in fused)  # the argument V (after the dtype): not stored
+    assert fused and all(a[13] is None for a in fused)  # the argument V (after the dtype): not stored
     assert "csr_to_csc" not in [name for name, _ in calls]
     calls.clear()
     with_grad = net(x)
-    assert any(a[9] is not None for name, a in calls if name == "filter_neuron_forward")
+    assert any(a[13] is not None for name, a in calls if name == "filter_neuron_forward")
     assert torch.equal(out, with_grad.detach())

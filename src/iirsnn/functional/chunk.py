@@ -5,16 +5,25 @@ sequence cut into chunks (gradient checkpointing over time, :mod:`iirsnn.nn.chun
 the same layer on one chunk from a given state and returns the state after it, with gradients
 through both: the spike-sparse product (a plain matmul or convolution off the cpu backend), then the
 synapse filter on the current W O (its state is the history of W O and of its filtered value,
-[*, B, N_out]), bias, and the neuron scan.
+[*, B, N_out]), bias, and the neuron scan. On the cpu backend with a fixed kernel the filter, bias
+and neuron are the one fused pass of the whole-sequence layer (``FusedFilterNeuron``), started from
+the carried state: a chunk then costs what the same steps cost in a whole sequence.
 """
 
 from __future__ import annotations
 
 import torch
 
-from iirsnn import _checks
+from iirsnn import _checks, kernels
 from iirsnn.functional.filter import FilterState, synapse_filter
-from iirsnn.functional.layer import _channels_last, check_connection, check_linear_input, connection_current
+from iirsnn.functional.layer import (
+    _channels_last,
+    _for_autograd,
+    check_connection,
+    check_linear_input,
+    connection_current,
+    conv_current,
+)
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
 
@@ -38,8 +47,14 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         check_connection(x, weight, bias, weight.dim())
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     _checks.finite(x, "x")
-    X = connection_current(x, weight, conv, precision, backend)
-    lam, theta = _decay(leak, "leak", X), _decay(reset_decay, "reset_decay", X)
+    fused = (kernels.resolve(backend, x) == "cpu" and alpha.dim() == 1 and beta.dim() == 1
+             and not (alpha.requires_grad or beta.requires_grad))
+    if fused and conv is not None:  # bf16-mixed: the fused pass reads the bfloat16 convolution as it is
+        X = conv_current(x, weight, conv, precision, compute_dtype=True)
+    else:
+        X = connection_current(x, weight, conv, precision, backend)
+    scan = torch.empty((), dtype=x.dtype).expand(X.shape)  # the scan's shape in x's dtype (X may be bfloat16)
+    lam, theta = _decay(leak, "leak", scan), _decay(reset_decay, "reset_decay", scan)
     channels_last = X.dim() == 5  # 2-D convolution: scan in its physical layout [T, B, H, W, C]
     if channels_last:
         features = X.shape[2:]
@@ -47,10 +62,48 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         lam, theta = _channels_last(lam, features), _channels_last(theta, features)
     elif X.dim() == 4 and bias is not None:  # 1-D convolution [T, B, C, L]
         bias = bias.view(-1, 1)
-    F, filter_state = synapse_filter(X, alpha, beta, filter_state, return_state=True, backend=backend)
-    current = F if bias is None else F + bias
-    spikes, neuron_state = neuron_scan(current, lam, theta, threshold, surrogate, reset, detach_reset, neuron_state,
-                                       return_state=True, backend=backend)
+    if fused:
+        spikes, filter_state, neuron_state = _fused_chunk(X, bias, alpha, beta, lam, theta, threshold, surrogate,
+                                                          reset, detach_reset, filter_state, neuron_state,
+                                                          precision == "bf16-mixed", x.dtype)
+    else:
+        F, filter_state = synapse_filter(X, alpha, beta, filter_state, return_state=True, backend=backend)
+        current = F if bias is None else F + bias
+        spikes, neuron_state = neuron_scan(current, lam, theta, threshold, surrogate, reset, detach_reset,
+                                           neuron_state, return_state=True, backend=backend)
     if channels_last:
         spikes = spikes.permute(0, 1, 4, 2, 3)
     return spikes, (filter_state, neuron_state)
+
+
+def _fused_chunk(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
+                 lam: torch.Tensor, theta: torch.Tensor, threshold: float, surrogate: Surrogate, reset: str,
+                 detach_reset: bool, filter_state: FilterState | None, neuron_state: NeuronState | None,
+                 v_bf16: bool, dtype: torch.dtype) -> tuple[torch.Tensor, FilterState, NeuronState]:
+    """The fused pass of filter, bias and neuron on X [T, B, *lanes] from the carried states (None: zeros), in
+    ``dtype``: (spikes, the filter state after it, the neuron state after it)."""
+    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
+
+    P, Q = alpha.shape[0], beta.shape[0] - 1
+    lanes = tuple(X.shape[1:])
+    f_hist = x_hist = v0 = s0 = None
+    if filter_state is not None:
+        f_hist, x_hist = (_state(t, (k, *lanes), name, dtype) for t, k, name in (
+            (filter_state[0], P, "filter_state.outputs"), (filter_state[1], Q, "filter_state.inputs")))
+    if neuron_state is not None:
+        v0, s0 = (_state(t, lanes, name, dtype) for t, name in ((neuron_state[0], "neuron_state.v"),
+                                                               (neuron_state[1], "neuron_state.s")))
+    X, bias, lam, theta = _for_autograd(X, bias, lam, theta)
+    f_hist, x_hist, v0, s0 = _for_autograd(f_hist, x_hist, v0, s0)
+    O, _, f_last, x_last, v_last, s_last = FusedFilterNeuron.apply(
+        X, bias, lam, theta, tuple(alpha.tolist()), tuple(beta.tolist()), threshold, surrogate, reset, detach_reset,
+        v_bf16, f_hist, x_hist, v0, s0, True)
+    return O, FilterState(f_last, x_last), NeuronState(v_last, s_last)
+
+
+def _state(t: object, shape: tuple[int, ...], name: str, dtype: torch.dtype) -> torch.Tensor:
+    """A carried state tensor checked against its shape (finite floats), in the scan's dtype."""
+    t = _checks.float_tensor(t, name)
+    _checks.state_shape(t, shape, name)
+    _checks.finite(t, name)
+    return t.to(dtype)

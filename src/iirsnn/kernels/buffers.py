@@ -140,11 +140,14 @@ def _count_request() -> None:
             _release_idle(IDLE_REQUESTS)
 
 
-def _release_idle(idle: int, gap_factor: int = 0) -> None:
+def _release_idle(idle: int, gap_factor: int = 0, keep_since: int | None = None) -> None:
     """Drop the free blocks not handed out during the last ``idle`` requests plus ``gap_factor`` times the longest
     gap between two requests of their size class (on a miss: 2, so that a class a training step asks for once a
-    step keeps its blocks from step to step; call with the lock held)."""
+    step keeps its blocks from step to step), except in the size classes asked for after request ``keep_since``
+    (call with the lock held)."""
     for nbytes, blocks in list(_blocks.items()):
+        if keep_since is not None and _class_last.get(nbytes, 0) > keep_since:
+            continue
         limit = idle + gap_factor * _class_gap.get(nbytes, 0)
         kept = [b for b in blocks if not (b.free() and _requests - b.last_request > limit)]
         if kept:
@@ -159,10 +162,14 @@ def requests() -> int:
 
 
 def release_unused_since(mark: int) -> None:
-    """Unmap the free blocks not handed out since request ``mark`` (of :func:`requests`): a loop whose iterations
-    ask for the same buffers (the chunks of a checkpointed step) keeps one iteration's working set."""
+    """Unmap the free blocks of the size classes not asked for since request ``mark`` (of :func:`requests`) unless
+    the class is asked for periodically (idle for at most twice its longest gap): a loop whose iterations ask for
+    the same buffers (the chunks of a checkpointed step) keeps one iteration's working set, and also the blocks
+    of its classes that only some iterations need at once (a checkpointed step's inference forward asks for
+    the outputs' class but not for the extra blocks of the recomputation's potentials and gradients: unmapping
+    them faulted 10 MB in again each step of the temporal benchmark in chunks of 100)."""
     with _lock:
-        _release_idle(_requests - mark)
+        _release_idle(_requests - mark, gap_factor=2, keep_since=mark)
 
 
 def cached_bytes() -> tuple[int, int]:

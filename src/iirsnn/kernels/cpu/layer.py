@@ -28,30 +28,40 @@ from iirsnn.kernels.lanes import lane_params
 
 
 class FusedFilterNeuron(torch.autograd.Function):
-    """Current-side synapse filter (shared alpha, beta) + bias + neuron scan, from zero state.
+    """Current-side synapse filter (shared alpha, beta) + bias + neuron scan, from zero or a given state.
 
     X: [T, B, *features] unfiltered current (contiguous), float32, float64 or bfloat16 (the output of a bfloat16
     convolution, read as it is: the scan runs in float32, and the gradient of X is written in bfloat16 for the
     convolution's backward, with no conversion pass either way); bias: broadcastable to features or None.
-    Returns spikes [T, B, *features] and V (not differentiable: use the unfused path for losses on V;
-    None when no input requires grad, as V is then needed by no backward). ``v_bf16``: keep V for the
-    backward in bfloat16 (half the memory; rounded so that ``V > threshold`` is still exactly each
-    spike, so the reset paths of the backward are unchanged; the surrogate and the leak gradient see
-    V rounded to 8 bits of mantissa).
+    Returns spikes [T, B, *features], V (not differentiable: use the unfused path for losses on V;
+    None when no input requires grad, as V is then needed by no backward) and, with ``return_state``, the
+    state after the last step (else four Nones): the last filter outputs f_last [P, B, *features] and inputs
+    x_last [Q, B, *features] (oldest first, in the scan's dtype), v_last and s_last [B, *features], all
+    differentiable. ``f_hist``, ``x_hist``, ``v0``, ``s0``: the state to start from, in the same layout and the
+    scan's dtype (None: zeros; v0 and s0 both or neither), so that chunks of a sequence give the spikes and
+    gradients of the whole. ``v_bf16``: keep V for the backward in bfloat16 (half the memory; rounded so that
+    ``V > threshold`` is still exactly each spike, so the reset paths of the backward are unchanged; the
+    surrogate and the leak gradient see V rounded to 8 bits of mantissa).
     """
 
     @staticmethod
     def forward(ctx, X, bias, leak, reset_decay, alpha: tuple[float, ...], beta: tuple[float, ...],
-                threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool, v_bf16: bool = False):
+                threshold: float, surrogate: Surrogate, reset: str, detach_reset: bool, v_bf16: bool = False,
+                f_hist=None, x_hist=None, v0=None, s0=None, return_state: bool = False):
         ctx.set_materialize_grads(False)  # V is not differentiable: no zero gradient of its size is made
         X = buffers.contiguous(X)
         x_bf16 = X.dtype == torch.bfloat16
         dtype = torch.float32 if x_bf16 else X.dtype  # the scan's
         T, lanes = X.shape[0], X.shape[1:]
         L = lanes.numel()
+        P, Q = len(alpha), len(beta) - 1
         lam, lam_period = lane_params(leak.unsqueeze(0), lanes)
         theta, theta_period = lane_params(reset_decay.unsqueeze(0), lanes)
         b, b_period = (None, 1) if bias is None else lane_params(bias.unsqueeze(0), lanes)
+        if (v0 is None) != (s0 is None):
+            raise ValueError("FusedFilterNeuron: give the starting potential v0 and reset trace s0 together")
+        f_hist, x_hist, v0, s0 = (_state_tensor(t, shape, dtype, name) for t, shape, name in (
+            (f_hist, (P, *lanes), "f_hist"), (x_hist, (Q, *lanes), "x_hist"), (v0, lanes, "v0"), (s0, lanes, "s0")))
         a_arr = torch.tensor(alpha, dtype=torch.float64)
         be_arr = torch.tensor(beta, dtype=torch.float64)
         O = buffers.empty_like(X, dtype)
@@ -60,45 +70,73 @@ class FusedFilterNeuron(torch.autograd.Function):
         V = None  # inference: V is never stored
         if any(ctx.needs_input_grad):
             V = buffers.empty_like(X, torch.bfloat16 if v_bf16 else dtype)
-        run("filter_neuron_forward", dtype, X, int(x_bf16), a_arr, len(alpha), be_arr, len(beta) - 1, b, b_period, V,
-            int(v_bf16), O, lam, lam_period, theta, theta_period, threshold, int(reset == "hard"), T, L, bits,
-            threads())
+        last = [None] * 4
+        if return_state:
+            last = [torch.empty((k, *lanes), dtype=dtype) for k in (Q, P)] + [torch.empty(lanes, dtype=dtype)
+                                                                              for _ in range(2)]
+        x_last, f_last, v_last, s_last = last
+        run("filter_neuron_forward", dtype, X, int(x_bf16), a_arr, P, be_arr, Q, b, b_period, _ptr(x_hist),
+            _ptr(f_hist), v0, s0, V, int(v_bf16), O, lam, lam_period, theta, theta_period, threshold,
+            int(reset == "hard"), T, L, bits, _ptr(x_last), _ptr(f_last), v_last, s_last, threads())
         spike_bits.remember(O, bits)
-        ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr)
+        ctx.save_for_backward(V, leak, reset_decay, lam, theta, a_arr, be_arr, v0, s0)
         ctx.bias_shape = None if bias is None else bias.shape
         ctx.options = (threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16, x_bf16)
         if V is not None:
             ctx.mark_non_differentiable(V)
-        return O, V
+        return O, V, f_last, x_last, v_last, s_last
 
     @staticmethod
-    def backward(ctx, gO, _gV):
-        V, leak, reset_decay, lam, theta, a_arr, be_arr = ctx.saved_tensors
+    def backward(ctx, gO, _gV, g_flast, g_xlast, g_vlast, g_slast):
+        V, leak, reset_decay, lam, theta, a_arr, be_arr, v0, s0 = ctx.saved_tensors
         threshold, surrogate, reset, detach_reset, lam_period, theta_period, v_bf16, x_bf16 = ctx.options
         T, lanes = V.shape[0], V.shape[1:]
         L = lanes.numel()
+        P, Q = a_arr.numel(), be_arr.numel() - 1
         hard = reset == "hard"
         dtype = lam.dtype  # the compute dtype (V may be stored in bfloat16)
         S_prev = acc_theta = None
         if ctx.needs_input_grad[3] and not hard:
             S_prev = buffers.empty(V.shape, dtype)
-            zeros = lam.new_zeros(lanes)
-            run("reset_trace", dtype, V, int(v_bf16), zeros, theta, theta_period, threshold, S_prev, T, L, threads())
+            start = lam.new_zeros(lanes) if s0 is None else s0
+            run("reset_trace", dtype, V, int(v_bf16), start, theta, theta_period, threshold, S_prev, T, L, threads())
             acc_theta = lam.new_empty(lanes)
         gO = torch.zeros(V.shape, dtype=dtype) if gO is None else buffers.contiguous(gO)
+        if (g_vlast is None) != (g_slast is None):  # the kernel takes both or neither
+            g_vlast, g_slast = (torch.zeros(lanes, dtype=dtype) if g is None else g for g in (g_vlast, g_slast))
+        g_flast, g_xlast, g_vlast, g_slast = (None if g is None else g.contiguous()
+                                              for g in (g_flast, g_xlast, g_vlast, g_slast))
         gX = buffers.empty_like(gO, torch.bfloat16 if x_bf16 else None)
+        need_state = ctx.needs_input_grad[11:15]  # empty when apply was given no starting state
+        g_fh, g_xh, g_v0, g_s0 = (torch.empty(shape, dtype=dtype) if i < len(need_state) and need_state[i] else None
+                                  for i, shape in enumerate(((P, *lanes), (Q, *lanes), lanes, lanes)))
         acc_bias, acc_leak = lam.new_empty(lanes), lam.new_empty(lanes)
-        run("filter_neuron_backward", dtype, gO, V, int(v_bf16), a_arr, a_arr.numel(), be_arr, be_arr.numel() - 1, lam,
-            lam_period, theta, theta_period, threshold, int(hard), int(detach_reset),
-            SURROGATE_CODES[surrogate.kind], float(surrogate.param), S_prev, gX, int(x_bf16), acc_bias,
-            acc_leak, acc_theta, T, L, threads())
+        run("filter_neuron_backward", dtype, gO, V, int(v_bf16), a_arr, P, be_arr, Q, lam, lam_period, theta,
+            theta_period, threshold, int(hard), int(detach_reset), SURROGATE_CODES[surrogate.kind],
+            float(surrogate.param), S_prev, v0, s0, _ptr(g_xlast), _ptr(g_flast), g_vlast, g_slast, gX, int(x_bf16),
+            _ptr(g_xh), _ptr(g_fh), g_v0, g_s0, acc_bias, acc_leak, acc_theta, T, L, threads())
         g_bias = sum_to_shape(acc_bias, ctx.bias_shape) if ctx.needs_input_grad[1] else None
         g_leak = sum_to_shape(acc_leak, leak.shape) if ctx.needs_input_grad[2] else None
         g_theta = None
         if ctx.needs_input_grad[3]:
             g_theta = sum_to_shape(acc_theta, reset_decay.shape) if acc_theta is not None else torch.zeros_like(
                 reset_decay)
-        return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None
+        return gX, g_bias, g_leak, g_theta, None, None, None, None, None, None, None, g_fh, g_xh, g_v0, g_s0, None
+
+
+def _state_tensor(t: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype, name: str) -> torch.Tensor | None:
+    """A starting-state tensor of FusedFilterNeuron as the kernel reads it (contiguous, the scan's dtype), or None."""
+    if t is None:
+        return None
+    if tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+        raise ValueError(f"FusedFilterNeuron: {name} must be {list(shape)} of {dtype}, "
+                         f"got {list(t.shape)} of {t.dtype}")
+    return t.contiguous()
+
+
+def _ptr(t: torch.Tensor | None) -> torch.Tensor | None:
+    """t for a kernel's pointer argument, None (NULL) when it has no elements (a filter of order 0)."""
+    return None if t is None or t.numel() == 0 else t
 
 
 class SpikeMatrix:

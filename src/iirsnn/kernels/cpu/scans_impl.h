@@ -406,18 +406,28 @@ static inline void FN(spike_bits)(const SCALAR *orow, int64_t n, uint64_t *words
 
 /* Fused synapse filter + bias + neuron on the current side of a layer (shared coefficients):
  *   F[t] = sum_p alpha[p-1] F[t-p] + sum_q beta[q] X[t-q],  I[t] = F[t] + bias,  then the neuron of
- *   neuron_forward, from zero state. F and I are never stored: only V (unless NULL), O and the spikes as bits
- *   [T, ceil(L / 64)] words (lane l of step t in bit l % 64 of word t * ceil(L / 64) + l / 64) are written. */
+ *   neuron_forward. F and I are never stored: only V (unless NULL), O and the spikes as bits
+ *   [T, ceil(L / 64)] words (lane l of step t in bit l % 64 of word t * ceil(L / 64) + l / 64) are written.
+ * The state before step 0 is x_hist [Q, L] and f_hist [P, L] (the last inputs X and filter outputs F, oldest
+ * first), v0 and s0 [L] (V[-1] and the reset trace), each zero when NULL; the state after the last step goes to
+ * x_last [Q, L], f_last [P, L], v_last and s_last [L] unless NULL, in the same layout: so that a sequence cut
+ * into chunks gives the spikes of the whole one. */
 void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, int64_t P, const double *beta,
-                               int64_t Q, const SCALAR *bias, int64_t bias_period, void *V, int v_bf16, SCALAR *O,
-                               const SCALAR *leak, int64_t leak_period, const SCALAR *theta, int64_t theta_period,
-                               double threshold, int hard, int64_t T, int64_t L, uint64_t *bits, int nthreads) {
+                               int64_t Q, const SCALAR *bias, int64_t bias_period, const SCALAR *x_hist,
+                               const SCALAR *f_hist, const SCALAR *v0, const SCALAR *s0, void *V, int v_bf16,
+                               SCALAR *O, const SCALAR *leak, int64_t leak_period, const SCALAR *theta,
+                               int64_t theta_period, double threshold, int hard, int64_t T, int64_t L, uint64_t *bits,
+                               SCALAR *x_last, SCALAR *f_last, SCALAR *v_last, SCALAR *s_last, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
 #if defined(__AVX512F__)
     if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16 && !x_bf16) { /* the presets in float32: registers */
+        const struct register_state state = {(const float *)x_hist, (const float *)f_hist, (const float *)v0,
+                                             (const float *)s0, (float *)x_last, (float *)f_last, (float *)v_last,
+                                             (float *)s_last};
         filter_neuron_forward_registers((const float *)X, alpha, P, beta, Q, (const float *)bias, bias_period,
                                         (float *)V, (float *)O, (const float *)leak, leak_period,
-                                        (const float *)theta, theta_period, (float)th, hard, T, L, bits, nthreads);
+                                        (const float *)theta, theta_period, (float)th, hard, T, L, bits, &state,
+                                        nthreads);
         return;
     }
 #endif
@@ -429,8 +439,8 @@ void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, i
         SCALAR xbuf[CHUNK]; /* a row of X converted from bfloat16 (x_bf16) */
         SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* the last P outputs of the filter */
         for (int64_t i = 0; i < n; i++) {
-            v[i] = 0;
-            s[i] = 0;
+            v[i] = v0 ? v0[c0 + i] : (SCALAR)0;
+            s[i] = s0 ? s0[c0 + i] : (SCALAR)0;
             lam[i] = leak[(c0 + i) % leak_period];
             dec[i] = theta[(c0 + i) % theta_period];
             b[i] = bias ? bias[(c0 + i) % bias_period] : (SCALAR)0;
@@ -442,13 +452,18 @@ void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, i
             if (!x_bf16 && t + PREFETCH < T) FN(prefetch_row)(Xt + PREFETCH * L, n);
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) f[i] = b0 * Xt[i];
-            for (int64_t q = 1; q <= Q && q <= t; q++) {
-                const SCALAR bq = (SCALAR)beta[q], *src = FN(potential_row)(X, x_bf16, (t - q) * L + c0, n, xbuf);
+            for (int64_t q = 1; q <= Q; q++) { /* X[t - q]: a row of X, or of the history before step 0 */
+                if (q > t && !x_hist) break;
+                const SCALAR bq = (SCALAR)beta[q];
+                const SCALAR *src = q <= t ? FN(potential_row)(X, x_bf16, (t - q) * L + c0, n, xbuf)
+                                           : x_hist + (Q + t - q) * L + c0;
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) f[i] += bq * src[i];
             }
-            for (int64_t p = 1; p <= P && p <= t; p++) {
-                const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + ((t - p) % K) * CHUNK;
+            for (int64_t p = 1; p <= P; p++) {
+                if (p > t && !f_hist) break;
+                const SCALAR ap = (SCALAR)alpha[p - 1];
+                const SCALAR *src = p <= t ? ring + ((t - p) % K) * CHUNK : f_hist + (P + t - p) * L + c0;
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) f[i] += ap * src[i];
             }
@@ -472,19 +487,40 @@ void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, i
             }
         }
         FN(store_fence)();
+        for (int64_t i = 0; i < n; i++) {
+            if (v_last) v_last[c0 + i] = v[i];
+            if (s_last) s_last[c0 + i] = s[i];
+        }
+        for (int64_t k = 1; f_last && k <= P; k++) { /* F[T - k]: the ring, or the history when T < k */
+            SCALAR *dst = f_last + (P - k) * L + c0;
+            const SCALAR *src = T - k >= 0 ? ring + ((T - k) % K) * CHUNK : f_hist ? f_hist + (P + T - k) * L + c0 : NULL;
+            for (int64_t i = 0; i < n; i++) dst[i] = src ? src[i] : (SCALAR)0;
+        }
+        for (int64_t k = 1; x_last && k <= Q; k++) { /* X[T - k] in SCALAR (a bfloat16 X converts exactly) */
+            SCALAR *dst = x_last + (Q - k) * L + c0;
+            const SCALAR *src = T - k >= 0 ? FN(potential_row)(X, x_bf16, (T - k) * L + c0, n, xbuf)
+                                           : x_hist ? x_hist + (Q + T - k) * L + c0 : NULL;
+            for (int64_t i = 0; i < n; i++) dst[i] = src ? src[i] : (SCALAR)0;
+        }
         free(ring);
     }
 }
 
 /* Adjoint of filter_neuron_forward: from gO [T, L] and the saved V, writes gX [T, L] (the gradient of the
  * unfiltered current X) and per-lane sums acc_bias = sum_t gI[t], acc_leak = sum_t gV[t] V'[t-1] and
- * (when acc_theta is not NULL; S_prev [T, L] then holds S[t-1]) acc_theta = sum_t gS[t] S[t-1]. */
+ * (when acc_theta is not NULL; S_prev [T, L] then holds S[t-1]) acc_theta = sum_t gS[t] S[t-1].
+ * v0 and s0 [L]: the state the forward started from (NULL: zeros). The gradients of the state it returned,
+ * g_xlast [Q, L], g_flast [P, L], g_vlast and g_slast [L] (NULL: zero; g_vlast and g_slast both or neither), enter
+ * the adjoint; the gradients of the state it started from go to g_xh [Q, L], g_fh [P, L], g_v0 and g_s0 [L] unless
+ * NULL. */
 void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, const double *alpha, int64_t P,
                                 const double *beta, int64_t Q, const SCALAR *leak, int64_t leak_period,
                                 const SCALAR *theta, int64_t theta_period, double threshold, int hard, int detach,
-                                int surr_kind, double surr_param, const SCALAR *S_prev, void *gX, int gx_bf16,
-                                SCALAR *acc_bias, SCALAR *acc_leak, SCALAR *acc_theta, int64_t T, int64_t L,
-                                int nthreads) {
+                                int surr_kind, double surr_param, const SCALAR *S_prev, const SCALAR *v0,
+                                const SCALAR *s0, const SCALAR *g_xlast, const SCALAR *g_flast, const SCALAR *g_vlast,
+                                const SCALAR *g_slast, void *gX, int gx_bf16, SCALAR *g_xh, SCALAR *g_fh,
+                                SCALAR *g_v0, SCALAR *g_s0, SCALAR *acc_bias, SCALAR *acc_leak, SCALAR *acc_theta,
+                                int64_t T, int64_t L, int nthreads) {
     const SCALAR th = (SCALAR)threshold, sp = (SCALAR)surr_param;
     const int64_t K = (P > Q ? P : Q) + 1; /* the ring holds G[t .. t + max(P, Q)] */
     #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -495,7 +531,7 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
         SCALAR *ring = malloc(sizeof(SCALAR) * (size_t)K * CHUNK); /* G[t .. t + max(P, Q)] */
         for (int64_t i = 0; i < n; i++) {
             gvn[i] = 0;
-            gs[i] = 0;
+            gs[i] = g_slast ? g_slast[c0 + i] : (SCALAR)0;
             al[i] = 0;
             at[i] = 0;
             ab[i] = 0;
@@ -515,16 +551,25 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
             FN(surrogate_row)(surr_kind, sp, th, Vt, eps, n);
             if (t > 0)
                 FN(previous_potential)(n, hard, th, FN(potential_row)(V, v_bf16, off - L, n, vbuf[(t - 1) & 1]), vp);
-            else for (int64_t i = 0; i < n; i++) vp[i] = 0; /* from zero state */
-            /* neuron adjoint: gV[t] (= dL/dI[t] = dL/dF[t]) goes into this step's ring slot as G's seed */
+            else /* V'[-1] of the starting state */
+                for (int64_t i = 0; i < n; i++)
+                    vp[i] = !v0 ? (SCALAR)0 : hard ? v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]) : v0[c0 + i];
+            /* neuron adjoint: gV[t] (= dL/dI[t]) goes into this step's ring slot as G's seed */
             SCALAR *Gt = ring + (t % K) * CHUNK;
-            FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, NULL, NULL, NULL, Vt, vp, gvn,
-                                    gs, al, Gt);
+            FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, NULL,
+                                    g_vlast ? g_vlast + c0 : NULL, g_slast ? g_slast + c0 : NULL, Vt, vp, gvn, gs, al,
+                                    Gt);
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) ab[i] += Gt[i];
             if (acc_theta && !hard)
                 for (int64_t i = 0; i < n; i++) at[i] += gs[i] * S_prev[off + i];
-            /* filter adjoint: G[t] = gI[t] + sum_p alpha_p G[t+p]; gX[t] = sum_q beta_q G[t+q] */
+            /* filter adjoint: G[t] = gI[t] + g_flast of F[t] + sum_p alpha_p G[t+p]; gX[t] = sum_q beta_q G[t+q]
+             * + g_xlast of X[t] */
+            if (g_flast && t >= T - P) {
+                const SCALAR *g = g_flast + (t - T + P) * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) Gt[i] += g[i];
+            }
             for (int64_t p = 1; p <= P && t + p < T; p++) {
                 const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + ((t + p) % K) * CHUNK;
                 #pragma omp simd
@@ -542,6 +587,11 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
                 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) gxrow[i] += bq * src[i];
             }
+            if (g_xlast && t >= T - Q) {
+                const SCALAR *g = g_xlast + (t - T + Q) * L + c0;
+                #pragma omp simd
+                for (int64_t i = 0; i < n; i++) gxrow[i] += g[i];
+            }
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) gxrow[i] = FN(flush)(gxrow[i]);
             if (gx_bf16) {
@@ -553,10 +603,38 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
             }
         }
         FN(store_fence)();
+        /* the starting state: F[j - P] and X[j - Q] feed the steps j - P + p < P and j - Q + q < Q, whose G the ring
+         * still holds (slot u = G[u]), and go straight into the returned state when the chunk is shorter */
+        for (int64_t j = 0; g_fh && j < P; j++) {
+            SCALAR *dst = g_fh + j * L + c0;
+            for (int64_t i = 0; i < n; i++) dst[i] = 0;
+            for (int64_t p = P - j; p <= P && j - P + p < T; p++) {
+                const SCALAR ap = (SCALAR)alpha[p - 1], *src = ring + (j - P + p) * CHUNK;
+                for (int64_t i = 0; i < n; i++) dst[i] += ap * src[i];
+            }
+            if (g_flast && j - P >= T - P)
+                for (int64_t i = 0; i < n; i++) dst[i] += g_flast[(j - T) * L + c0 + i];
+            for (int64_t i = 0; i < n; i++) dst[i] = FN(flush)(dst[i]);
+        }
+        for (int64_t j = 0; g_xh && j < Q; j++) {
+            SCALAR *dst = g_xh + j * L + c0;
+            for (int64_t i = 0; i < n; i++) dst[i] = 0;
+            for (int64_t q = Q - j; q <= Q && j - Q + q < T; q++) {
+                const SCALAR bq = (SCALAR)beta[q], *src = ring + (j - Q + q) * CHUNK;
+                for (int64_t i = 0; i < n; i++) dst[i] += bq * src[i];
+            }
+            if (g_xlast && j - Q >= T - Q)
+                for (int64_t i = 0; i < n; i++) dst[i] += g_xlast[(j - T) * L + c0 + i];
+            for (int64_t i = 0; i < n; i++) dst[i] = FN(flush)(dst[i]);
+        }
         for (int64_t i = 0; i < n; i++) {
-            acc_leak[c0 + i] = FN(flush)(al[i]);
-            acc_bias[c0 + i] = FN(flush)(ab[i]);
-            if (acc_theta) acc_theta[c0 + i] = FN(flush)(at[i]);
+            const int64_t l = c0 + i;
+            if (g_v0) g_v0[l] = FN(flush)(hard ? lam[i] * ((SCALAR)1 - (s0 ? s0[l] : (SCALAR)0)) * gvn[i] : lam[i] * gvn[i]);
+            if (g_s0) g_s0[l] = hard ? (detach ? (SCALAR)0 : FN(flush)(-lam[i] * (v0 ? v0[l] : (SCALAR)0) * gvn[i]))
+                                     : FN(flush)(dec[i] * gs[i] - th * gvn[i]);
+            acc_leak[l] = FN(flush)(al[i]);
+            acc_bias[l] = FN(flush)(ab[i]);
+            if (acc_theta) acc_theta[l] = FN(flush)(at[i]);
         }
         free(ring);
     }

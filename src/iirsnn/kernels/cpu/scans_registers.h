@@ -38,11 +38,26 @@ static inline void store_vector_streaming(float *dst, __mmask16 mask, __m512 val
         _mm512_mask_storeu_ps(dst, mask, value);
 }
 
+/* The state a pass starts from and the one it returns (see FN(filter_neuron_forward); NULL: zeros, not wanted). */
+struct register_state {
+    const float *x_hist, *f_hist, *v0, *s0;
+    float *x_last, *f_last, *v_last, *s_last;
+};
+
+/* Lanes of vector j of the group at g0 from row p of [*, L] (zeros when p is NULL or past L). */
+static inline __m512 load_state(const float *p, int64_t g0, int j, __mmask16 mask) {
+    return p ? _mm512_maskz_loadu_ps(mask, p + g0 + 16 * j) : _mm512_setzero_ps();
+}
+
+static inline void store_state(float *p, int64_t g0, int j, __mmask16 mask, __m512 value) {
+    if (p) _mm512_mask_storeu_ps(p + g0 + 16 * j, mask, value);
+}
+
 static void filter_neuron_forward_registers(const float *X, const double *alpha, int64_t P, const double *beta,
                                             int64_t Q, const float *bias, int64_t bias_period, float *V, float *O,
                                             const float *leak, int64_t leak_period, const float *theta,
                                             int64_t theta_period, float th, int hard, int64_t T, int64_t L,
-                                            uint64_t *bits, int nthreads) {
+                                            uint64_t *bits, const struct register_state *state, int nthreads) {
     const __m512 a1 = _mm512_set1_ps(P >= 1 ? (float)alpha[0] : 0.0f), a2 = _mm512_set1_ps(P >= 2 ? (float)alpha[1] : 0.0f);
     const __m512 b0 = _mm512_set1_ps((float)beta[0]), b1 = _mm512_set1_ps(Q >= 1 ? (float)beta[1] : 0.0f);
     const __m512 vth = _mm512_set1_ps(th), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
@@ -60,7 +75,12 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
             const int64_t rem = L - g0 - 16 * j;
             mask[j] = rem >= 16 ? (__mmask16)0xFFFF : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1);
             if (!bias) b[j] = zero;
-            v[j] = s[j] = f1[j] = f2[j] = xp[j] = zero;
+            /* F[-1], F[-2] (f_hist is [P, L], oldest first), X[-1], V[-1] and the reset trace */
+            f1[j] = P >= 1 ? load_state(state->f_hist ? state->f_hist + (P - 1) * L : NULL, g0, j, mask[j]) : zero;
+            f2[j] = P >= 2 ? load_state(state->f_hist, g0, j, mask[j]) : zero;
+            xp[j] = Q >= 1 ? load_state(state->x_hist, g0, j, mask[j]) : zero;
+            v[j] = load_state(state->v0, g0, j, mask[j]);
+            s[j] = load_state(state->s0, g0, j, mask[j]);
         }
         for (int64_t t = 0; t < T; t++) {
             const int64_t off = t * L + g0;
@@ -97,6 +117,13 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
             bits[t * n_groups + g] = word;
         }
         _mm_sfence();
+        for (int j = 0; j < GROUP_VECTORS; j++) { /* F[T-1] and F[T-2] are f1 and f2, held from the history if T < P */
+            if (P >= 1) store_state(state->f_last ? state->f_last + (P - 1) * L : NULL, g0, j, mask[j], f1[j]);
+            if (P >= 2) store_state(state->f_last, g0, j, mask[j], f2[j]);
+            if (Q >= 1) store_state(state->x_last, g0, j, mask[j], xp[j]);
+            store_state(state->v_last, g0, j, mask[j], v[j]);
+            store_state(state->s_last, g0, j, mask[j], s[j]);
+        }
     }
 }
 #endif
