@@ -420,14 +420,18 @@ void FN(filter_neuron_forward)(const void *X, int x_bf16, const double *alpha, i
                                SCALAR *x_last, SCALAR *f_last, SCALAR *v_last, SCALAR *s_last, int nthreads) {
     const SCALAR th = (SCALAR)threshold;
 #if defined(__AVX512F__)
-    if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && !v_bf16 && !x_bf16) { /* the presets in float32: registers */
+#if defined(REGISTERS_BF16)
+    const int registers_read_bf16 = 1;
+#else
+    const int registers_read_bf16 = 0;
+#endif
+    if (sizeof(SCALAR) == 4 && P <= 2 && Q <= 1 && (registers_read_bf16 || (!v_bf16 && !x_bf16))) { /* registers */
         const struct register_state state = {(const float *)x_hist, (const float *)f_hist, (const float *)v0,
                                              (const float *)s0, (float *)x_last, (float *)f_last, (float *)v_last,
                                              (float *)s_last};
-        filter_neuron_forward_registers((const float *)X, alpha, P, beta, Q, (const float *)bias, bias_period,
-                                        (float *)V, (float *)O, (const float *)leak, leak_period,
-                                        (const float *)theta, theta_period, (float)th, hard, T, L, bits, &state,
-                                        nthreads);
+        filter_neuron_forward_registers(X, x_bf16, alpha, P, beta, Q, (const float *)bias, bias_period, V, v_bf16,
+                                        (float *)O, (const float *)leak, leak_period, (const float *)theta,
+                                        theta_period, (float)th, hard, T, L, bits, &state, nthreads);
         return;
     }
 #endif

@@ -1,6 +1,7 @@
 /* The fused forward pass (filter + bias + neuron) for float32 with AVX-512, its state held in registers.
  * Included by scans.c; FN(filter_neuron_forward) calls it for synapse filters of feedback order P <= 2 and
- * feed-forward order Q <= 1 (none, first order, dual exponential, alpha: the presets) with V kept in float32.
+ * feed-forward order Q <= 1 (none, first order, dual exponential, alpha: the presets); X and V in float32, or in
+ * bfloat16 (bf16-mixed) where the CPU has AVX-512 BW and VL for their 16-bit masked loads and stores.
  *
  * The generic pass walks a block of 256 lanes through time with each step split into several loops over the
  * block (filter taps, bias, neuron), every one loading and storing its rows in L1: about 26 vector loads and
@@ -53,11 +54,33 @@ static inline void store_state(float *p, int64_t g0, int j, __mmask16 mask, __m5
     if (p) _mm512_mask_storeu_ps(p + g0 + 16 * j, mask, value);
 }
 
-static void filter_neuron_forward_registers(const float *X, const double *alpha, int64_t P, const double *beta,
-                                            int64_t Q, const float *bias, int64_t bias_period, float *V, float *O,
-                                            const float *leak, int64_t leak_period, const float *theta,
-                                            int64_t theta_period, float th, int hard, int64_t T, int64_t L,
-                                            uint64_t *bits, const struct register_state *state, int nthreads) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+#define REGISTERS_BF16 1 /* 16-bit masked loads and stores: bfloat16 X and V in registers too */
+
+/* 16 bfloat16 values at p (masked) as float32: exact, each is the upper half of its float32. */
+static inline __m512 load_bf16(const uint16_t *p, __mmask16 mask) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p)), 16));
+}
+
+/* vv rounded to bfloat16 as f32_to_bf16_keeping_spike does, 16 lanes at once: to nearest even, then one step
+ * back towards vv's side of the threshold wherever rounding crossed it (fired: the lanes with vv > th). */
+static inline void store_bf16_keeping_spike(uint16_t *p, __mmask16 mask, __m512 vv, __mmask16 fired, __m512 vth) {
+    const __m512i u = _mm512_castps_si512(vv), one = _mm512_set1_epi32(1);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), 16);
+    const __mmask16 stored = _mm512_cmp_ps_mask(_mm512_castsi512_ps(_mm512_slli_epi32(r, 16)), vth, _CMP_GT_OQ);
+    r = _mm512_mask_add_epi32(r, fired & (__mmask16)~stored, r, one);
+    r = _mm512_mask_sub_epi32(r, (__mmask16)~fired & stored, r, one);
+    _mm256_mask_storeu_epi16(p, mask, _mm512_cvtepi32_epi16(r));
+}
+#endif
+
+static void filter_neuron_forward_registers(const void *X, int x_bf16, const double *alpha, int64_t P,
+                                            const double *beta, int64_t Q, const float *bias, int64_t bias_period,
+                                            void *V, int v_bf16, float *O, const float *leak, int64_t leak_period,
+                                            const float *theta, int64_t theta_period, float th, int hard, int64_t T,
+                                            int64_t L, uint64_t *bits, const struct register_state *state,
+                                            int nthreads) {
     const __m512 a1 = _mm512_set1_ps(P >= 1 ? (float)alpha[0] : 0.0f), a2 = _mm512_set1_ps(P >= 2 ? (float)alpha[1] : 0.0f);
     const __m512 b0 = _mm512_set1_ps((float)beta[0]), b1 = _mm512_set1_ps(Q >= 1 ? (float)beta[1] : 0.0f);
     const __m512 vth = _mm512_set1_ps(th), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
@@ -84,12 +107,18 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
         }
         for (int64_t t = 0; t < T; t++) {
             const int64_t off = t * L + g0;
-            if (t + PREFETCH_STEPS < T)
-                for (int j = 0; j < GROUP_VECTORS; j++) _mm_prefetch((const char *)(X + off + PREFETCH_STEPS * L + 16 * j), _MM_HINT_T0);
+            if (t + PREFETCH_STEPS < T) /* a vector of bfloat16 X is half a line: every other one starts one */
+                for (int j = 0; j < GROUP_VECTORS; j += 1 + x_bf16)
+                    _mm_prefetch((const char *)X + (off + PREFETCH_STEPS * L + 16 * j) * (x_bf16 ? 2 : 4), _MM_HINT_T0);
             uint64_t word = 0; /* this step's spikes of the group, lane i in bit i */
             #pragma GCC unroll 4
             for (int j = 0; j < GROUP_VECTORS; j++) {
-                const __m512 x = _mm512_maskz_loadu_ps(mask[j], X + off + 16 * j);
+#if REGISTERS_BF16
+                const __m512 x = x_bf16 ? load_bf16((const uint16_t *)X + off + 16 * j, mask[j])
+                                        : _mm512_maskz_loadu_ps(mask[j], (const float *)X + off + 16 * j);
+#else
+                const __m512 x = _mm512_maskz_loadu_ps(mask[j], (const float *)X + off + 16 * j);
+#endif
                 /* F[t] = b0 X[t] + b1 X[t-1] + a1 F[t-1] + a2 F[t-2], in the generic pass's order */
                 __m512 f = _mm512_mul_ps(b0, x);
                 if (Q >= 1) f = _mm512_fmadd_ps(b1, xp[j], f);
@@ -112,7 +141,10 @@ static void filter_neuron_forward_registers(const float *X, const double *alpha,
                 s[j] = hard ? o : flush_vector(_mm512_fmadd_ps(dec[j], s[j], o));
                 v[j] = vv;
                 _mm512_mask_storeu_ps(O + off + 16 * j, mask[j], o);
-                if (V) store_vector_streaming(V + off + 16 * j, mask[j], vv);
+#if REGISTERS_BF16
+                if (V && v_bf16) store_bf16_keeping_spike((uint16_t *)V + off + 16 * j, mask[j], vv, fired, vth);
+#endif
+                if (V && !v_bf16) store_vector_streaming((float *)V + off + 16 * j, mask[j], vv);
             }
             bits[t * n_groups + g] = word;
         }
