@@ -6,6 +6,12 @@ loss and steps (``peers.run_one``, each length in its own process, as peers.py d
 that the slope within one regime can be read too:
 
     python benchmarks/memory_slope.py --T 1200 2400 [--lib iirsnn] [--json out.json]
+    python benchmarks/memory_slope.py --T 300 1200 --lib floor    # peers.py's own share: a model that keeps nothing
+
+``--lib floor`` runs peers.py's step (input, targets, the filtered-trace loss and its backward, Adam) on a model
+whose output is its input times one weight per channel: it keeps nothing per time step, so its slope is what the
+benchmark itself makes grow with T (its tensors and the allocator's holes between them), the floor under every
+library's figure.
 
 Needs ../shared/bench/peers.py (or ``--peers DIR``). Environment variables such as IIRSNN_CHECKPOINT_CHUNK
 reach the measured processes.
@@ -25,9 +31,24 @@ from iirsnn.atomic import atomic_write_json
 DEFAULT_PEERS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench"
 
 
+FLOOR_MODEL = (
+    "import torch; "
+    "Floor = type('Floor', (torch.nn.Module,), {'__init__': lambda self, w: (torch.nn.Module.__init__(self), "
+    "setattr(self, 'weight', torch.nn.Parameter(torch.ones(w['sizes'][0]))))[0], "
+    "'forward': lambda self, x: x * self.weight}); "
+    "peers.BUILDERS['floor'] = lambda w: (Floor(w), 'tbn'); "
+    "calibrate, init = peers._calibrate, peers._init_active; "
+    "peers._calibrate = lambda m, f: None if isinstance(m, Floor) else calibrate(m, f); "
+    "peers._init_active = lambda m, w: None if isinstance(m, Floor) else init(m, w); "
+)
+"""Child-process code that adds the library ``floor`` to peers.py: the input times a weight per channel (the
+temporal network's input and output widths are equal), with nothing to calibrate."""
+
+
 def measure(peers_dir: pathlib.Path, lib: str, T: int) -> dict:
     """peers.run_one of the temporal-long workload at T steps, in a fresh process: its result dict."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import peers; "
+            + (FLOOR_MODEL if lib == "floor" else "") +
             "w = dict(peers.WORKLOADS['temporal-long'], T=int(sys.argv[3])); peers.WORKLOADS['measured'] = w; "
             "print('RESULT', json.dumps(peers.run_one(sys.argv[2], 'measured')))")
     run = subprocess.run([sys.executable, "-c", code, str(peers_dir), lib, str(T)], capture_output=True, text=True)
@@ -40,7 +61,7 @@ def measure(peers_dir: pathlib.Path, lib: str, T: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, nargs="+", default=[1200, 2400], help="sequence lengths (at least two)")
-    ap.add_argument("--lib", default="iirsnn", help="a library of peers.py's BUILDERS")
+    ap.add_argument("--lib", default="iirsnn", help="a library of peers.py's BUILDERS, or floor (see above)")
     ap.add_argument("--peers", type=pathlib.Path, default=DEFAULT_PEERS, help="the directory of peers.py")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()

@@ -74,6 +74,27 @@ def test_fixed_kernel_chunks_run_the_fused_pass_from_the_carried_state(monkeypat
     assert not [name for name, _ in calls if name in ("filter_forward", "neuron_forward")]
 
 
+def test_input_gradient_through_autograd_grad_and_a_second_backward_is_refused():
+    """torch.autograd.grad (not only backward) reaches the input and the weights through checkpointed chunks, as
+    through one call; backpropagating twice through the same chunks says why it cannot."""
+    torch.manual_seed(8)
+    model = from_spec("10-3", input_shape=(5,)).double()
+    x = (torch.rand(24, 2, 5) < 0.4).to(F64) * torch.rand(24, 2, 5, dtype=F64) * 2
+    grads = []
+    for run in (lambda v: torch.nn.Sequential.forward(model, v), lambda v: chunked_forward(model, v, 5)):
+        v = x.clone().requires_grad_()
+        out = run(v)
+        loss = (out * torch.linspace(0.5, 1.5, 3, dtype=F64)).sum()
+        grads.append(torch.autograd.grad(loss, [v, model[0].connection.weight]))
+    assert grads[0][0].abs().max() > 0
+    for whole, chunked in zip(*grads, strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-10, atol=1e-12)
+    loss = chunked_forward(model, x, 5).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="a second time"):
+        loss.backward()
+
+
 def test_conv_network_with_pooling_dropout_and_per_channel_synapses():
     torch.manual_seed(2)
     model = from_spec("4C3-P2-6-3", input_shape=(2, 8, 8), dropout=0.3, per_channel_synapse=True).double()

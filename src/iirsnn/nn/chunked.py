@@ -172,6 +172,9 @@ class _CheckpointedChunks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_out):
+        if ctx.starts is None:
+            raise RuntimeError("backward through checkpointed chunks a second time (retain_graph): the chunks' "
+                               "states are freed by the first; run with checkpoint_chunk='whole' to keep the graph")
         x, *params = ctx.saved_tensors
         modules, bounds = ctx.plan
         device, autocast, autocast_dtype = ctx.autocast

@@ -560,9 +560,13 @@ void FN(filter_neuron_backward)(const SCALAR *gO, const void *V, int v_bf16, con
                     vp[i] = !v0 ? (SCALAR)0 : hard ? v0[c0 + i] * ((SCALAR)1 - s0[c0 + i]) : v0[c0 + i];
             /* neuron adjoint: gV[t] (= dL/dI[t]) goes into this step's ring slot as G's seed */
             SCALAR *Gt = ring + (t % K) * CHUNK;
-            FN(neuron_adjoint_step)(n, hard, detach, t == T - 1, th, lam, dec, eps, gOt, NULL,
-                                    g_vlast ? g_vlast + c0 : NULL, g_slast ? g_slast + c0 : NULL, Vt, vp, gvn, gs, al,
-                                    Gt);
+            if (t == T - 1) /* the returned state's gradients enter at the last step only: the other calls get
+                             * constant NULLs, so that the inlined step is vectorised without their branches */
+                FN(neuron_adjoint_step)(n, hard, detach, 1, th, lam, dec, eps, gOt, NULL, g_vlast ? g_vlast + c0 : NULL,
+                                        g_slast ? g_slast + c0 : NULL, Vt, vp, gvn, gs, al, Gt);
+            else
+                FN(neuron_adjoint_step)(n, hard, detach, 0, th, lam, dec, eps, gOt, NULL, NULL, NULL, Vt, vp, gvn, gs,
+                                        al, Gt);
             #pragma omp simd
             for (int64_t i = 0; i < n; i++) ab[i] += Gt[i];
             if (acc_theta && !hard)
