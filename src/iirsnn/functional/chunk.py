@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from iirsnn import _checks, kernels
+from iirsnn import _checks
 from iirsnn.functional.filter import FilterState, synapse_filter
 from iirsnn.functional.layer import (
     _channels_last,
@@ -23,6 +23,7 @@ from iirsnn.functional.layer import (
     check_linear_input,
     connection_current,
     conv_current,
+    fusable,
 )
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
@@ -47,8 +48,7 @@ def spiking_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         check_connection(x, weight, bias, weight.dim())
     threshold, surrogate = neuron_options(threshold, surrogate, reset, x.dtype)
     _checks.finite(x, "x")
-    fused = (kernels.resolve(backend, x) == "cpu" and alpha.dim() == 1 and beta.dim() == 1
-             and not (alpha.requires_grad or beta.requires_grad))
+    fused = fusable(x, alpha, beta, backend) and not (alpha.requires_grad or beta.requires_grad)
     if fused and conv is not None:  # bf16-mixed: the fused pass reads the bfloat16 convolution as it is
         X = conv_current(x, weight, conv, precision, compute_dtype=True)
     else:

@@ -78,8 +78,8 @@ def auto_chunk(model: torch.nn.Sequential, steps: int) -> int | None:
 
 
 class _ChunkRunner:
-    """:func:`_run_chunk` for torch's checkpoint (called by the forward and by the recomputation), which first
-    unmaps the cached buffers that the previous chunk did not use and hands the heap's free pages back. The
+    """:func:`_run_chunk` for :class:`_CheckpointedChunks` (called by its forward and by the recomputation), which
+    first unmaps the cached buffers that the previous chunk did not use and hands the heap's free pages back. The
     first chunk releases no buffer: those of the step before (its last chunks' recomputation and backward)
     are the ones it is about to ask for, and unmapping them faulted 23 MB in again every step of the temporal
     benchmark in chunks of 100."""
