@@ -22,7 +22,7 @@ from iirsnn import config
 from iirsnn.functional.surrogates import SURROGATE_CODES, Surrogate
 from iirsnn.kernels import buffers
 from iirsnn.kernels._util import sum_to_shape
-from iirsnn.kernels.cpu import spike_bits
+from iirsnn.kernels.cpu import gemm, spike_bits
 from iirsnn.kernels.cpu.scans import run, threads
 from iirsnn.kernels.lanes import lane_params
 
@@ -206,18 +206,10 @@ def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float, bool]:
     return SpikeMatrix(X, counts, nonbinary, bits), density, not nonbinary
 
 
-def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b [M, K] x [K, N], into a cached buffer unless autograd records it (create_graph: out= is not
-    differentiable)."""
-    if torch.is_grad_enabled():
-        return a @ b
-    return torch.matmul(a, b, out=buffers.empty((a.shape[0], b.shape[1]), a.dtype))
-
-
 def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
     """a @ b, in bfloat16 with the result cast back to a's dtype when ``bf16``."""
     if not bf16:
-        return a @ b
+        return gemm.matmul(a, b)
     return (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).to(a.dtype)
 
 
@@ -255,7 +247,7 @@ class SpikeLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gY):
         weight, *saved = ctx.saved_tensors
-        gX = _matmul(gY, weight) if ctx.needs_input_grad[0] else None  # errors between layers in full precision
+        gX = gemm.matmul(gY, weight) if ctx.needs_input_grad[0] else None  # errors between layers in full precision
         gW = None
         if ctx.needs_input_grad[1]:
             if ctx.sparse:
