@@ -45,6 +45,16 @@ def test_spike_linear_input_and_weight_gradients_through_each_choice(choice, mon
     torch.testing.assert_close(gW.double(), Gd.T @ Xd, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("choice", CHOICES)
+@pytest.mark.parametrize("shape", [(0, 4, 3), (5, 0, 3), (5, 4, 0)])
+def test_empty_dimensions(choice, shape, monkeypatch):
+    monkeypatch.setattr(config, "dense_gemm", choice)
+    m, k, n = shape
+    with torch.no_grad():
+        out = gemm.matmul(torch.randn(m, k), torch.randn(k, n))
+    assert out.shape == (m, n) and bool((out == 0).all())
+
+
 def test_product_stays_differentiable_when_autograd_records(monkeypatch):
     """A second-order backward (create_graph) needs a recorded product; oneDNN's linear and out= are not."""
     monkeypatch.setattr(config, "dense_gemm", CHOICES[-1])

@@ -65,11 +65,12 @@ def uses_onednn() -> bool:
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b for a [M, K] and b [K, N] on the CPU: [M, N] in a cached buffer, or an autograd-recorded product
-    when autograd records (create_graph: neither ``out=`` nor oneDNN's linear is differentiable)."""
+    when autograd records (create_graph: neither ``out=`` nor oneDNN's linear is differentiable). oneDNN has no
+    primitive for an empty dimension: those go through torch's matmul."""
     if torch.is_grad_enabled():
         return a @ b
     out = buffers.empty((a.shape[0], b.shape[1]), a.dtype)
-    if a.dtype == torch.float32 and b.dtype == torch.float32 and uses_onednn():
+    if a.dtype == torch.float32 and b.dtype == torch.float32 and min(a.shape + b.shape) > 0 and uses_onednn():
         out.copy_(_onednn_linear()(a, b.t(), None, "none", [], ""))  # linear(a, w) = a w^T with w = b^T
         return out
     return torch.matmul(a, b, out=out)
