@@ -158,38 +158,6 @@ def test_spike_linear_float32_widths(n_out, monkeypatch):
     torch.testing.assert_close(gW.double(), Gd.T @ Xd, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("n_out", [1, 15, 16, 17, 255, 256, 257, 500, 530])
-def test_spike_linear_bf16_sums_are_the_sums_of_the_rounded_rows(n_out, monkeypatch):
-    """bf16-mixed sums of spike rows read the weights (forward) and the output gradient (weight gradient) rounded
-    to bfloat16 and add them in float32: equal, to float32 round-off, to float64 products of the rounded operands,
-    at every width of the register chunks."""
-    monkeypatch.setattr(config, "sparse_max_density", 1.0)
-    g = torch.Generator().manual_seed(n_out)
-    X = (torch.rand(1200, 37, generator=g) < 0.15).float()
-    W = torch.randn(n_out, 37, generator=g, requires_grad=True)
-    Y = SpikeLinear.apply(X, W, True)
-    G = torch.randn(Y.shape, generator=g)
-    (gW,) = torch.autograd.grad((Y * G).sum(), [W])
-    Xd = X.double()
-    Wr, Gr = W.detach().bfloat16().double(), G.bfloat16().double()
-    torch.testing.assert_close(Y.double(), Xd @ Wr.T, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gW.double(), Gr.T @ Xd, rtol=1e-5, atol=1e-4)
-    assert (Y.double() - Xd @ W.detach().double().T).abs().max() > 1e-4  # the weights were rounded: not fp32 sums
-
-
-def test_spike_linear_bf16_generic_sums_match_the_register_sums():
-    """The kernels' generic path (float64 here) reads the same bfloat16 rows as the float32 register chunks."""
-    from iirsnn.kernels.cpu.layer import spike_matrix
-    g = torch.Generator().manual_seed(3)
-    X = (torch.rand(300, 41, generator=g) < 0.2).float()
-    WT = torch.randn(41, 77, generator=g).bfloat16()
-    sp32, _, _ = spike_matrix(X)
-    sp64, _, _ = spike_matrix(X.double())
-    exact = X.double() @ WT.double()
-    torch.testing.assert_close(sp64.matmul_t(WT), exact, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(sp32.matmul_t(WT).double(), exact, rtol=1e-5, atol=1e-5)
-
-
 def test_module_fast_path_equals_plain_modules():
     """A SpikingLayer takes the fused path; the same modules run one after the other give the same result."""
     torch.manual_seed(0)

@@ -73,10 +73,14 @@ def test_choice_is_checked_and_follows_the_vendor(monkeypatch):
     if gemm._onednn_linear() is None:
         return
     monkeypatch.setattr(config, "dense_gemm", "auto")
+    monkeypatch.setattr(gemm.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(gemm, "_cpu_vendor", lambda: "AuthenticAMD")
     assert gemm.uses_onednn()
     monkeypatch.setattr(gemm, "_cpu_vendor", lambda: "GenuineIntel")
     assert not gemm.uses_onednn()
+    monkeypatch.setattr(gemm, "_cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(gemm.platform, "machine", lambda: "aarch64")
+    assert not gemm.uses_onednn()  # not measured off x86: torch's own choice
 
 
 def test_onednn_forced_without_it_says_so(monkeypatch):

@@ -134,7 +134,7 @@ def exact_arguments(kernel: Kernel, dtype: torch.dtype, v_bf16: int, store: Guar
     fixed = {FLOAT64: torch.float64, INT64: torch.int64, INT32: torch.int32, BITS: torch.int64,
              POTENTIAL: torch.bfloat16 if v_bf16 else dtype}
     sparse = kernel.name.startswith(("csr_", "spmm_", "bits_"))  # these read a spike matrix's index
-    flags = ("v_bf16", "x_bf16", "gx_bf16", "wt_bf16", "g_bf16")  # every bfloat16 flag of the call as v_bf16
+    flags = ("v_bf16", "x_bf16", "gx_bf16")  # every bfloat16 flag of the call as v_bf16
     a: list = [REALS[arg.name] if isinstance(arg, Real) else (v_bf16 if arg.name in flags else INTS[arg.name])
                if not isinstance(arg, Ptr) else None for arg in kernel.args]
     for i, arg in enumerate(kernel.args):  # in order: an index tensor precedes the sizes that read it
@@ -154,7 +154,6 @@ def exact_arguments(kernel: Kernel, dtype: torch.dtype, v_bf16: int, store: Guar
 
 CASES = [(name, dtype, 0) for name in KERNELS for dtype in (torch.float32, torch.float64)]
 CASES += [(name, torch.float32, 1) for name in ("reset_trace", "filter_neuron_forward", "filter_neuron_backward")]
-CASES += [(name, dtype, 1) for name in ("spmm_csr", "spmm_csc") for dtype in (torch.float32, torch.float64)]
 
 
 @pytest.mark.parametrize(("name", "dtype", "v_bf16"), CASES, ids=[f"{n}-{str(d)[6:]}-bf16{b}" for n, d, b in CASES])
@@ -170,7 +169,7 @@ def test_every_kernel_stays_within_the_sizes_of_the_table(name, dtype, v_bf16):
 def spmm_args(dtype=torch.float32, **change):
     """spmm_csr's arguments for a [6, 70] spike matrix times W^T [70, 5], with some replaced."""
     index = spike_index(torch.Generator().manual_seed(1), 6, 70)
-    a = dict(rowptr=index["rowptr"], col=index["col"], val=None, WT=torch.randn(70, 5, dtype=dtype), wt_bf16=0,
+    a = dict(rowptr=index["rowptr"], col=index["col"], val=None, WT=torch.randn(70, 5, dtype=dtype),
              out=torch.full((6, 5), -1.0, dtype=dtype), R=6, M=5, nthreads=2)
     a.update(change)
     return a
@@ -187,8 +186,6 @@ def test_the_valid_call_writes_the_product():
     (dict(out=torch.full((5, 5), -1.0)), ValueError, r"spmm_csr: out has 25 elements.*R \* M = 30 \(R=6, M=5\)"),
     (dict(out=torch.full((6, 5), -1.0, dtype=torch.float64)), TypeError, r"out is torch.float64, expected .*float32"),
     (dict(WT=torch.randn(70, 5, dtype=torch.float64)), TypeError, r"WT is torch.float64, expected torch.float32"),
-    (dict(WT=torch.randn(70, 5, dtype=torch.bfloat16)), TypeError, r"WT is torch.bfloat16, expected torch.float32"),
-    (dict(wt_bf16=1), TypeError, r"WT is torch.float32, expected torch.bfloat16"),
     (dict(WT=torch.randn(70, 5, device="meta")), ValueError, r"WT is on meta; the compiled kernels read CPU memory"),
     (dict(out=torch.empty(6, 5, device="meta")), ValueError, r"out is on meta"),
     (dict(WT=torch.randn(5, 70).t()), ValueError, r"WT is not contiguous \(shape \[70, 5\], strides \[1, 70\]\)"),

@@ -46,9 +46,9 @@ trim_heap: bool = True
 """Return malloc's free heap pages to the system before each chunk of a checkpointed training step, so that
 its resident memory follows the live tensors (iirsnn.kernels.heap)."""
 dense_gemm: str = "auto"
-"""Which library runs the cpu backend's dense float32 products (the input gradients): ``"auto"`` (oneDNN on CPUs
-not made by Intel, where MKL's sgemm is 1.3-1.6x slower, MKL on Intel's), ``"mkl"`` or ``"onednn"``
-(iirsnn.kernels.cpu.gemm)."""
+"""Which library runs the cpu backend's dense float32 products (the input gradients): ``"auto"`` (oneDNN on x86
+CPUs not made by Intel, where MKL's sgemm was 1.3-1.6x slower; torch's matmul, MKL, elsewhere), ``"mkl"`` or
+``"onednn"`` (iirsnn.kernels.cpu.gemm)."""
 sparse_max_density: float = 0.3
 """Spike matrices at most this dense (fraction of non-zeros) use the sparse products of the cpu
 backend; denser ones use GEMMs. Measured crossover: see benchmarks/RESULTS.md."""

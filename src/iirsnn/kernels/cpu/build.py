@@ -34,7 +34,7 @@ from pathlib import Path
 
 from iirsnn.atomic import atomic_path
 
-SOURCES = ("bfloat16.h", "scans.c", "scans_impl.h", "scans_registers.h", "sparse.c", "sparse_impl.h")
+SOURCES = ("scans.c", "scans_impl.h", "scans_registers.h", "sparse.c", "sparse_impl.h")
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC", "-std=gnu11"]
 LIBS = ["-lmvec", "-lm"]
 SANITIZERS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}

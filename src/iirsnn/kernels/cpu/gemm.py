@@ -7,15 +7,17 @@ temporal network's input-gradient shapes ([4800, 300] x [300, 500] and the like)
 temporal training step (benchmarks/RESULTS.md, session 11). On Intel cores MKL ran a 2048^2 product at 163
 GFLOP/s, at the machine's floor, and stays.
 
-``iirsnn.config.dense_gemm`` chooses: ``"auto"`` (oneDNN on CPUs whose vendor is not GenuineIntel, when torch
-was built with it), ``"mkl"`` (torch's matmul everywhere) or ``"onednn"``. The result lands in a buffer of
-:mod:`iirsnn.kernels.buffers` either way (oneDNN's linear has no ``out=``: its result is copied, ~10 % of the
-product, so that a step's large gradients stay on cached mappings instead of being faulted in page by page).
+``iirsnn.config.dense_gemm`` chooses: ``"auto"`` (oneDNN on x86 CPUs whose vendor is not GenuineIntel, when torch
+was built with it; elsewhere, unmeasured, torch's matmul), ``"mkl"`` (torch's matmul everywhere) or ``"onednn"``.
+The result lands in a buffer
+of :mod:`iirsnn.kernels.buffers` either way (oneDNN's linear has no ``out=``: its result is copied, ~10 % of
+the product, so that a step's large gradients stay on cached mappings instead of being faulted in page by page).
 """
 
 from __future__ import annotations
 
 import functools
+import platform
 from pathlib import Path
 
 import torch
@@ -60,7 +62,8 @@ def uses_onednn() -> bool:
             raise RuntimeError("iirsnn.config.dense_gemm = 'onednn', but this build of torch has no oneDNN linear "
                                "(torch.backends.mkldnn is unavailable)")
         return False
-    return choice == "onednn" or _cpu_vendor() != "GenuineIntel"
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return choice == "onednn" or (x86 and _cpu_vendor() not in ("", "GenuineIntel"))
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -165,14 +165,13 @@ class SpikeMatrix:
         self.dtype = X.dtype
 
     def matmul_t(self, WT: torch.Tensor) -> torch.Tensor:
-        """X W^T from WT = W^T [N, M] (contiguous; X's dtype, or bfloat16 summed in X's dtype): returns [R, M] in
-        X's dtype."""
+        """X W^T from WT = W^T [N, M] (contiguous, X's dtype): returns [R, M]."""
         if WT.dim() != 2 or WT.shape[0] != self.shape[1]:  # the kernel reads the rows of WT that X's columns index
             raise ValueError(f"W^T must be [N, M] with N = {self.shape[1]} columns of the spike matrix, "
                              f"got {list(WT.shape)}")
-        out = buffers.empty((self.shape[0], WT.shape[1]), self.dtype)
-        run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, int(WT.dtype == torch.bfloat16), out,
-            self.shape[0], WT.shape[1], threads())
+        out = buffers.empty((self.shape[0], WT.shape[1]), WT.dtype)
+        run("spmm_csr", self.dtype, self.rowptr, self.col, self.values, WT, out, self.shape[0], WT.shape[1],
+            threads())
         return out
 
     def columns(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -207,11 +206,6 @@ def spike_matrix(X: torch.Tensor) -> tuple[SpikeMatrix | None, float, bool]:
     return SpikeMatrix(X, counts, nonbinary, bits), density, not nonbinary
 
 
-def _bf16_rows(t: torch.Tensor) -> torch.Tensor:
-    """A contiguous bfloat16 copy of a 2-D t (rounded to nearest even), in a cached buffer."""
-    return buffers.empty(t.shape, torch.bfloat16).copy_(t)
-
-
 def _mm(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
     """a @ b, in bfloat16 with the result cast back to a's dtype when ``bf16``."""
     if not bf16:
@@ -225,11 +219,9 @@ class SpikeLinear(torch.autograd.Function):
     Below ``config.sparse_max_density`` the forward and the weight gradient are sums over the
     non-zeros of X (X's column index is kept for the backward); above it, GEMMs with X kept as
     bytes when it is binary. The input gradient is always the GEMM G W. ``bf16``: the forward and
-    weight-gradient products read the weights and the output gradient rounded to bfloat16 (spikes are
-    exact in it) and accumulate in X's dtype: GEMMs in bfloat16, and sums of spike rows that read bfloat16
-    rows (half the bytes those sums are bound by; binary X only, non-spike values keep full precision).
-    The input gradient (the error passed to the layer below) stays in full precision: with it in bfloat16
-    too, the MNIST MLP lost 0.6 points after two epochs (benchmarks/RESULTS.md).
+    weight-gradient GEMMs run in bfloat16 (spikes are exact in it, weights and gradients are rounded);
+    the sparse sums and the input gradient (the error passed to the layer below) stay in full precision:
+    with it in bfloat16 too, the MNIST MLP lost 0.6 points after two epochs (benchmarks/RESULTS.md).
     """
 
     @staticmethod
@@ -241,8 +233,7 @@ class SpikeLinear(torch.autograd.Function):
         ctx.sparse = sparse is not None
         need_w = ctx.needs_input_grad[1]
         if sparse is not None:
-            WT = _bf16_rows(weight.t()) if bf16 and sparse.values is None else weight.t().contiguous()
-            Y = sparse.matmul_t(WT)
+            Y = sparse.matmul_t(weight.t().contiguous())
             saved = sparse.columns() if need_w else (None, None, None)
             ctx.save_for_backward(weight, *[t for t in saved if t is not None])
             ctx.has_values = saved[2] is not None
@@ -262,11 +253,10 @@ class SpikeLinear(torch.autograd.Function):
             if ctx.sparse:
                 colptr, row = saved[0], saved[1]
                 cval = saved[2] if ctx.has_values else None
-                G = _bf16_rows(gY) if ctx.bf16 and cval is None else buffers.contiguous(gY)
-                gWT = buffers.empty((weight.shape[1], weight.shape[0]), gY.dtype)
+                G = buffers.contiguous(gY)
+                gWT = buffers.empty((weight.shape[1], weight.shape[0]), G.dtype)
                 n_in, n_out = weight.shape[1], weight.shape[0]
-                run("spmm_csc", gY.dtype, colptr, row, cval, G, int(G.dtype == torch.bfloat16), gWT, n_in, n_out,
-                    G.shape[0], threads())
+                run("spmm_csc", G.dtype, colptr, row, cval, G, gWT, n_in, n_out, G.shape[0], threads())
                 gW = gWT.t()
             else:
                 gW = _mm(saved[0].t().to(gY.dtype), gY, ctx.bf16).t()  # as W^T: the layout of iirsnn.nn.Linear

@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "bfloat16.h"
-
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -49,6 +47,12 @@ static inline float iirsnn_expf(float x) {
 /* Potentials stored as bfloat16 (an option of the fused layer): the upper 16 bits of the float32, rounded to
  * nearest even, then moved one bfloat16 step towards the float32 value's side of the threshold wherever
  * rounding crossed it, so that `stored > th` is exactly the spike the forward emitted (th > 0). */
+static inline float bf16_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 /* v rounded to the nearest bfloat16 (ties to even; NaN stays NaN): a gradient written for a bfloat16 product. */
 static inline uint16_t f32_to_bf16(float v) {

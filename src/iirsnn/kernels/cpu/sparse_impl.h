@@ -75,44 +75,27 @@ void FN(csr_fill)(const SCALAR *X, int64_t R, int64_t N, const int64_t *rowptr, 
     }
 }
 
-/* out[r, m0:m0+w] += sum over the non-zeros k of row r in [k0, k1) of val[k] * src[idx[k], m0:m0+w]; src holds
- * SCALARs, or bfloat16 when src_bf16 (a bf16-mixed layer's weights or gradients, summed in SCALAR). */
-static inline void FN(add_rows)(const int32_t *idx, const SCALAR *val, const void *src, int src_bf16,
-                                SCALAR *restrict o, int64_t k, int64_t k1, int64_t M, int64_t m0, int64_t w) {
+/* out[r, m0:m0+w] += sum over the non-zeros k of row r in [k0, k1) of val[k] * src[idx[k], m0:m0+w]. */
+static inline void FN(add_rows)(const int32_t *idx, const SCALAR *val, const SCALAR *src, SCALAR *restrict o,
+                                int64_t k, int64_t k1, int64_t M, int64_t m0, int64_t w) {
 #if defined(__AVX512F__)
-    if (sizeof(SCALAR) == 4 && !val && !src_bf16) {
+    if (sizeof(SCALAR) == 4 && !val) {
         add_rows_registers_f32(idx, (const float *)src + m0, (float *)o, k, k1, M, w);
         return;
     }
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-    if (sizeof(SCALAR) == 4 && !val) {
-        add_rows_registers_bf16(idx, (const uint16_t *)src + m0, (float *)o, k, k1, M, w);
-        return;
-    }
 #endif
-#endif
-    if (src_bf16) {
-        const uint16_t *h = (const uint16_t *)src;
-        for (; k < k1; k++) {
-            const uint16_t *restrict s = h + (int64_t)idx[k] * M + m0;
-            const SCALAR v = val ? val[k] : (SCALAR)1;
-            for (int64_t m = 0; m < w; m++) o[m] += v * (SCALAR)bf16_to_f32(s[m]);
-        }
-        return;
-    }
-    const SCALAR *rows = (const SCALAR *)src;
     if (!val) { /* spikes: four source rows per pass over the output row */
         for (; k + 4 <= k1; k += 4) {
-            const SCALAR *restrict s0 = rows + (int64_t)idx[k] * M + m0;
-            const SCALAR *restrict s1 = rows + (int64_t)idx[k + 1] * M + m0;
-            const SCALAR *restrict s2 = rows + (int64_t)idx[k + 2] * M + m0;
-            const SCALAR *restrict s3 = rows + (int64_t)idx[k + 3] * M + m0;
+            const SCALAR *restrict s0 = src + (int64_t)idx[k] * M + m0;
+            const SCALAR *restrict s1 = src + (int64_t)idx[k + 1] * M + m0;
+            const SCALAR *restrict s2 = src + (int64_t)idx[k + 2] * M + m0;
+            const SCALAR *restrict s3 = src + (int64_t)idx[k + 3] * M + m0;
             #pragma omp simd
             for (int64_t m = 0; m < w; m++) o[m] += (s0[m] + s1[m]) + (s2[m] + s3[m]);
         }
     }
     for (; k < k1; k++) {
-        const SCALAR *restrict s = rows + (int64_t)idx[k] * M + m0;
+        const SCALAR *restrict s = src + (int64_t)idx[k] * M + m0;
         const SCALAR v = val ? val[k] : (SCALAR)1;
         #pragma omp simd
         for (int64_t m = 0; m < w; m++) o[m] += v * s[m];
@@ -121,7 +104,7 @@ static inline void FN(add_rows)(const int32_t *idx, const SCALAR *val, const voi
 
 /* Sum of rows: out[r, m0:m0+BW] = sum over the non-zeros k of row r of val[k] * src[idx[k], m0:m0+BW]. Rows and
  * bands of up to BW columns are spread over the threads. (Visiting src in blocks of rows that fit L2 did not help.) */
-static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR *val, const void *src, int src_bf16,
+static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR *val, const SCALAR *src,
                             SCALAR *out, int64_t R, int64_t M, int nthreads) {
     const int64_t n_bands = (M + BW - 1) / BW, n_chunks = (R + ROWS - 1) / ROWS;
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic) collapse(2)
@@ -133,26 +116,24 @@ static void FN(gather_rows)(const int64_t *ptr, const int32_t *idx, const SCALAR
                 SCALAR *restrict o = out + r * M + m0;
                 #pragma omp simd
                 for (int64_t m = 0; m < w; m++) o[m] = 0;
-                FN(add_rows)(idx, val, src, src_bf16, o, ptr[r], ptr[r + 1], M, m0, w);
+                FN(add_rows)(idx, val, src, o, ptr[r], ptr[r + 1], M, m0, w);
             }
         }
     }
 }
 
-/* out [R, M] = X W^T with X as CSR and WT = W^T [N, M] (row-major; bfloat16 when wt_bf16). */
-void FN(spmm_csr)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, const void *WT, int wt_bf16,
-                  SCALAR *out, int64_t R, int64_t M, int nthreads) {
-    FN(gather_rows)(rowptr, col, val, WT, wt_bf16, out, R, M, nthreads);
+/* out [R, M] = X W^T with X as CSR and WT = W^T [N, M] (row-major). */
+void FN(spmm_csr)(const int64_t *rowptr, const int32_t *col, const SCALAR *val, const SCALAR *WT, SCALAR *out,
+                  int64_t R, int64_t M, int nthreads) {
+    FN(gather_rows)(rowptr, col, val, WT, out, R, M, nthreads);
 }
 
-/* gWT [N, M] = X^T G with X as CSC (rows sorted within each column) and G [R, M] (row-major; bfloat16 when g_bf16):
- * row j of gWT sums the rows of G where column j spikes. G is visited in blocks of rows small enough to stay in the
- * last-level cache (a long sequence makes G larger than the cache, and rows gathered at random from memory were 10x
- * slower). */
-void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, const void *G, int g_bf16,
-                  SCALAR *gWT, int64_t N, int64_t M, int64_t R, int nthreads) {
-    const int64_t element = g_bf16 ? 2 : (int64_t)sizeof(SCALAR);
-    const int64_t block = (CACHE_BYTES / element) / (M > 0 ? M : 1);
+/* gWT [N, M] = X^T G with X as CSC (rows sorted within each column) and G [R, M] (row-major): row j of gWT sums
+ * the rows of G where column j spikes. G is visited in blocks of rows small enough to stay in the last-level cache
+ * (a long sequence makes G larger than the cache, and rows gathered at random from memory were 10x slower). */
+void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, const SCALAR *G, SCALAR *gWT,
+                  int64_t N, int64_t M, int64_t R, int nthreads) {
+    const int64_t block = (CACHE_BYTES / (int64_t)sizeof(SCALAR)) / (M > 0 ? M : 1);
     const int64_t rows_per_block = block > 64 ? block : 64;
     int64_t *cursor = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
     for (int64_t j = 0; j < N; j++) cursor[j] = colptr[j];
@@ -163,7 +144,7 @@ void FN(spmm_csc)(const int64_t *colptr, const int32_t *row, const SCALAR *val, 
             SCALAR *restrict o = gWT + j * M;
             int64_t k = cursor[j], end = k;
             while (end < colptr[j + 1] && row[end] < r1) end++;
-            FN(add_rows)(row, val, G, g_bf16, o, k, end, M, 0, M);
+            FN(add_rows)(row, val, G, o, k, end, M, 0, M);
             cursor[j] = end;
         }
     }
