@@ -3,14 +3,14 @@ through oneDNN where MKL is slow, else through torch's matmul (MKL).
 
 MKL chooses its float32 kernels by CPU vendor. On the AMD EPYC (Zen 4) of the build machines its sgemm ran the
 temporal network's input-gradient shapes ([4800, 300] x [300, 500] and the like) at 80-130 GFLOP/s and oneDNN's
-(torch's mkldnn linear, the same AVX-512 FMAs) at 150-180: 9.5 against 15.7 ms for the largest, 1.2-1.3x the
-temporal training step (benchmarks/RESULTS.md, session 11). On Intel cores MKL ran a 2048^2 product at 163
+(torch's mkldnn linear, the same AVX-512 FMAs) at 150-180: 9.5 against 15.7 ms for the largest, and the temporal
+training step 97 -> 87 ms (benchmarks/RESULTS.md, session 11). On Intel cores MKL ran a 2048^2 product at 163
 GFLOP/s, at the machine's floor, and stays.
 
 ``iirsnn.config.dense_gemm`` chooses: ``"auto"`` (oneDNN on x86 CPUs whose vendor is not GenuineIntel, when torch
 was built with it; elsewhere, unmeasured, torch's matmul), ``"mkl"`` (torch's matmul everywhere) or ``"onednn"``.
-The result lands in a buffer
-of :mod:`iirsnn.kernels.buffers` either way (oneDNN's linear has no ``out=``: its result is copied, ~10 % of
+The result lands in a
+buffer of :mod:`iirsnn.kernels.buffers` either way (oneDNN's linear has no ``out=``: its result is copied, ~10 % of
 the product, so that a step's large gradients stay on cached mappings instead of being faulted in page by page).
 """
 
