@@ -18,12 +18,12 @@ from iirsnn import _checks
 from iirsnn.functional.filter import FilterState, synapse_filter
 from iirsnn.functional.layer import (
     _channels_last,
-    _for_autograd,
     check_connection,
     check_linear_input,
     connection_current,
     conv_current,
     fusable,
+    fused_filter_neuron,
 )
 from iirsnn.functional.neuron import NeuronState, _decay, neuron_options, neuron_scan
 from iirsnn.functional.surrogates import Surrogate
@@ -82,8 +82,6 @@ def _fused_chunk(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor
                  v_bf16: bool, dtype: torch.dtype) -> tuple[torch.Tensor, FilterState, NeuronState]:
     """The fused pass of filter, bias and neuron on X [T, B, *lanes] from the carried states (None: zeros), in
     ``dtype``: (spikes, the filter state after it, the neuron state after it)."""
-    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
-
     P, Q = alpha.shape[0], beta.shape[0] - 1
     lanes = tuple(X.shape[1:])
     f_hist = x_hist = v0 = s0 = None
@@ -93,11 +91,8 @@ def _fused_chunk(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor
     if neuron_state is not None:
         v0, s0 = (_state(t, lanes, name, dtype) for t, name in ((neuron_state[0], "neuron_state.v"),
                                                                (neuron_state[1], "neuron_state.s")))
-    X, bias, lam, theta = _for_autograd(X, bias, lam, theta)
-    f_hist, x_hist, v0, s0 = _for_autograd(f_hist, x_hist, v0, s0)
-    O, _, f_last, x_last, v_last, s_last = FusedFilterNeuron.apply(
-        X, bias, lam, theta, tuple(alpha.tolist()), tuple(beta.tolist()), threshold, surrogate, reset, detach_reset,
-        v_bf16, f_hist, x_hist, v0, s0, True)
+    O, _, f_last, x_last, v_last, s_last = fused_filter_neuron(X, bias, alpha, beta, lam, theta, threshold, surrogate,
+                                                               reset, detach_reset, v_bf16, (f_hist, x_hist, v0, s0))
     return O, FilterState(f_last, x_last), NeuronState(v_last, s_last)
 
 

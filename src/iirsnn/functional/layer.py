@@ -62,17 +62,29 @@ def _for_autograd(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, .
     return tuple(None if t is None else t.detach() for t in tensors)
 
 
+def fused_filter_neuron(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
+                        leak: torch.Tensor, reset_decay: torch.Tensor, threshold: float, surrogate: Surrogate,
+                        reset: str, detach_reset: bool, v_bf16: bool, state: tuple | None = None) -> tuple:
+    """The compiled fused pass (filter with a fixed shared kernel alpha [P], beta [Q+1], bias, neuron) on X [T, B, ...]
+    as ``FusedFilterNeuron`` returns it (spikes, V, then the final state f, x, v, s when ``state`` is given).
+    ``state``: (f_hist, x_hist, v0, s0) to start from, each None for zeros, in the scan's dtype; None: a whole
+    sequence from zero state, no final state kept."""
+    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
+
+    X, bias, leak, reset_decay = _for_autograd(X, bias, leak, reset_decay)
+    carried = () if state is None else (*_for_autograd(*state), True)
+    return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
+                                   threshold, surrogate, reset, detach_reset, v_bf16, *carried)
+
+
 def _current_side(X: torch.Tensor, bias: torch.Tensor | None, alpha: torch.Tensor, beta: torch.Tensor,
                   leak: torch.Tensor, reset_decay: torch.Tensor, threshold: float, surrogate: Surrogate, reset: str,
                   detach_reset: bool, v_bf16: bool = False) -> torch.Tensor:
     """Filter + bias + neuron on the unfiltered current X [T, B, ...]; bias, leak, reset_decay broadcast to X[0, 0].
     ``v_bf16``: the fused pass keeps V in bfloat16 for the backward (the bf16-mixed precision)."""
-    from iirsnn.kernels.cpu.layer import FusedFilterNeuron
-
     if not (alpha.requires_grad or beta.requires_grad):  # fused: X may be bfloat16
-        X, bias, leak, reset_decay = _for_autograd(X, bias, leak, reset_decay)
-        return FusedFilterNeuron.apply(X, bias, leak, reset_decay, tuple(alpha.tolist()), tuple(beta.tolist()),
-                                       threshold, surrogate, reset, detach_reset, v_bf16)[0]
+        return fused_filter_neuron(X, bias, alpha, beta, leak, reset_decay, threshold, surrogate, reset,
+                                   detach_reset, v_bf16)[0]
     F = synapse_filter(X.to(leak.dtype), alpha, beta, backend="cpu")
     return neuron_scan(F if bias is None else F + bias, leak, reset_decay, threshold, surrogate, reset, detach_reset,
                        backend="cpu")
